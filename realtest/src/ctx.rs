@@ -1,0 +1,179 @@
+//! The per-test context: captured log, owned processes, temporary directories, device leases.
+
+use std::fmt::Display;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use crate::lease::{self, CameraLease, CameraRequirements};
+use crate::probe::Probe;
+use crate::process::{self, OwnedChild};
+
+/// Environment variable set on every process a test starts through its [`Ctx`]; children inherit
+/// it, so the leak check finds descendants even after they were re-parented.
+pub const OWNER_ENV: &str = "REALTEST_OWNER";
+
+/// Upper bound of a test's captured log; later lines are counted, not kept.
+const LOG_LIMIT: usize = 4 << 20;
+
+/// A test's captured output.
+#[derive(Debug, Default)]
+pub struct Log {
+    text: Mutex<String>,
+    echo: bool,
+}
+
+impl Log {
+    /// A log that also echoes each line to stderr when `echo` is set (`--nocapture`).
+    pub fn new(echo: bool) -> Self {
+        Log {
+            text: Mutex::new(String::new()),
+            echo,
+        }
+    }
+
+    /// Appends one line.
+    pub fn line(&self, line: &str) {
+        if self.echo {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+        let mut text = self.text.lock().unwrap();
+        if text.len() + line.len() < LOG_LIMIT {
+            text.push_str(line);
+            text.push('\n');
+        } else if !text.ends_with("[log truncated]\n") {
+            text.push_str("[log truncated]\n");
+        }
+    }
+
+    /// Everything captured so far.
+    pub fn contents(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+}
+
+/// State a test shares with the runner, which outlives the test body (for timeouts and leaks).
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub log: Arc<Log>,
+    /// Value of [`OWNER_ENV`] for this test's processes.
+    pub owner: String,
+    /// Process groups started by the test.
+    pub groups: Mutex<Vec<u32>>,
+    pub spawned: AtomicUsize,
+    pub devices: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    pub fn new(owner: String, echo: bool) -> Arc<Shared> {
+        Arc::new(Shared {
+            log: Arc::new(Log::new(echo)),
+            owner,
+            groups: Mutex::new(Vec::new()),
+            spawned: AtomicUsize::new(0),
+            devices: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+/// What a test gets from the harness.
+///
+/// Everything it hands out is cleaned up when the test ends: processes are stopped and reaped,
+/// temporary directories removed, leases released.
+#[derive(Debug)]
+pub struct Ctx {
+    name: String,
+    deadline: Instant,
+    shared: Arc<Shared>,
+    temp_dirs: Vec<tempfile::TempDir>,
+}
+
+impl Ctx {
+    pub(crate) fn new(name: String, timeout: Duration, shared: Arc<Shared>) -> Ctx {
+        Ctx {
+            name,
+            deadline: Instant::now() + timeout,
+            shared,
+            temp_dirs: Vec::new(),
+        }
+    }
+
+    /// The test's full name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Time left before the test's timeout.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Adds a line to the test's captured log (shown when it fails, and in JUnit `<system-out>`).
+    pub fn log(&self, message: impl Display) {
+        self.shared.log.line(&message.to_string());
+    }
+
+    /// The machine probe, made once per process.
+    pub fn probe(&self) -> &'static Probe {
+        Probe::get()
+    }
+
+    /// Starts `command` as an [`OwnedChild`]: own process group, stdin from `/dev/null`, stdout
+    /// and stderr captured into this test's log. It is stopped and reaped when dropped.
+    pub fn spawn(&self, command: &mut Command) -> anyhow::Result<OwnedChild> {
+        let child = OwnedChild::spawn(
+            command,
+            Arc::clone(&self.shared.log),
+            &[(OWNER_ENV, &self.shared.owner)],
+        )?;
+        self.shared.spawned.fetch_add(1, Ordering::Relaxed);
+        self.shared.groups.lock().unwrap().push(child.pid());
+        Ok(child)
+    }
+
+    /// Runs `command` to completion (own process group, killed after `timeout`) and returns its
+    /// output. Its stderr is added to the log; a non-zero exit is *not* an error here.
+    pub fn output(&self, command: &mut Command, timeout: Duration) -> anyhow::Result<Output> {
+        command.env(OWNER_ENV, &self.shared.owner);
+        self.shared.spawned.fetch_add(1, Ordering::Relaxed);
+        let description = process::describe(command);
+        self.log(format_args!("$ {description}"));
+        let output = process::run_with_timeout(command, timeout)?;
+        for line in String::from_utf8_lossy(&output.stderr).lines() {
+            self.log(format_args!("  {line}"));
+        }
+        self.log(format_args!("  -> {}", output.status));
+        Ok(output)
+    }
+
+    /// A new temporary directory, removed when the test ends.
+    pub fn temp_dir(&mut self) -> anyhow::Result<PathBuf> {
+        let dir = tempfile::Builder::new()
+            .prefix("realtest-")
+            .tempdir()
+            .context("failed to create a temporary directory")?;
+        let path = dir.path().to_path_buf();
+        self.temp_dirs.push(dir);
+        Ok(path)
+    }
+
+    /// Leases a V4L2 capture device that meets `requirements`, exclusively across threads and
+    /// processes. Waits while all matching devices are leased (up to the test's timeout); when no
+    /// device matches at all, returns a [`Skip`](crate::Skip) error so the test is skipped with
+    /// the reason.
+    pub fn lease_camera(&self, requirements: &CameraRequirements) -> anyhow::Result<CameraLease> {
+        let lease = lease::acquire(Probe::get(), requirements, self.deadline)?;
+        self.log(format_args!("leased {}", lease.describe()));
+        self.shared
+            .devices
+            .lock()
+            .unwrap()
+            .push(lease.node().path.clone());
+        Ok(lease)
+    }
+}

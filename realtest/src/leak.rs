@@ -1,0 +1,105 @@
+//! Finding processes a test left behind (procfs), and killing them.
+//!
+//! Every process a test starts through its `Ctx` carries `REALTEST_OWNER=<owner>` in its
+//! environment, and so do its descendants (unless they clear their environment), even after they
+//! were re-parented to init. After the test, any live process with that marker is a leak.
+
+use std::ffi::OsStr;
+use std::fmt;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use procfs::process::Process;
+
+use crate::ctx::OWNER_ENV;
+
+/// A process that outlived the test that started it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Survivor {
+    /// Its pid.
+    pub pid: i32,
+    /// Its command line.
+    pub command: String,
+}
+
+impl fmt::Display for Survivor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {} {}", self.pid, self.command)
+    }
+}
+
+fn command_line(process: &Process) -> String {
+    match process.cmdline() {
+        Ok(words) if !words.is_empty() => words.join(" "),
+        _ => process
+            .stat()
+            .map(|stat| format!("[{}]", stat.comm))
+            .unwrap_or_default(),
+    }
+}
+
+fn alive(process: &Process) -> bool {
+    // A zombie has exited; it only waits for its parent to reap it.
+    process
+        .stat()
+        .is_ok_and(|stat| stat.state != 'Z' && stat.state != 'X')
+}
+
+/// Live processes (other than this one) whose owner marker satisfies `matches`.
+fn marked(matches: impl Fn(&OsStr) -> bool) -> Vec<Survivor> {
+    let Ok(processes) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    let me = std::process::id() as i32;
+    processes
+        .filter_map(Result::ok)
+        .filter(|process| process.pid != me)
+        .filter(|process| {
+            process.environ().is_ok_and(|environ| {
+                environ
+                    .get(OsStr::new(OWNER_ENV))
+                    .is_some_and(|value| matches(value))
+            })
+        })
+        .filter(alive)
+        .map(|process| Survivor {
+            pid: process.pid,
+            command: command_line(&process),
+        })
+        .collect()
+}
+
+/// Live processes whose environment has `REALTEST_OWNER=<owner>`.
+pub fn survivors(owner: &str) -> Vec<Survivor> {
+    marked(|value| value == owner)
+}
+
+/// Live processes whose owner marker starts with `prefix` (any test of this run).
+pub fn survivors_of_run(prefix: &str) -> Vec<Survivor> {
+    marked(|value| value.to_string_lossy().starts_with(prefix))
+}
+
+/// Live direct children of this process that were not reaped (started outside `Ctx`).
+pub fn unowned_children() -> Vec<Survivor> {
+    let Ok(processes) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    let me = std::process::id() as i32;
+    processes
+        .filter_map(Result::ok)
+        .filter(|process| process.stat().is_ok_and(|stat| stat.ppid == me))
+        .filter(alive)
+        .map(|process| Survivor {
+            pid: process.pid,
+            command: command_line(&process),
+        })
+        .collect()
+}
+
+/// Kills each survivor (SIGKILL). Their parents reap them; the harness reaps its own children
+/// through their `Child` handles.
+pub fn kill_all(survivors: &[Survivor]) {
+    for survivor in survivors {
+        let _ = kill(Pid::from_raw(survivor.pid), Signal::SIGKILL);
+    }
+}

@@ -1,0 +1,208 @@
+//! Device leases: a test that needs a camera gets one matching device for itself. The lease is a
+//! `flock` on a lock file per device, so it is exclusive across threads *and* processes (parallel
+//! tests, concurrent nextest processes).
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::probe::{Probe, V4l2Node};
+use crate::Skip;
+
+const RETRY: Duration = Duration::from_millis(50);
+
+/// What a test needs from a camera. Unset fields match anything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CameraRequirements {
+    /// Pixel format FourCC, e.g. `YUYV` or `MJPG`.
+    pub fourcc: Option<String>,
+    /// Frame size offered for that format.
+    pub size: Option<(u32, u32)>,
+    /// Lowest acceptable frame rate at that size.
+    pub min_fps: Option<f64>,
+    /// Only v4l2loopback nodes (`Some(true)`) or only real drivers (`Some(false)`).
+    pub loopback: Option<bool>,
+}
+
+impl CameraRequirements {
+    /// Any capture device.
+    pub fn any() -> Self {
+        Self::default()
+    }
+
+    /// Requires pixel format `fourcc`.
+    pub fn fourcc(mut self, fourcc: &str) -> Self {
+        self.fourcc = Some(fourcc.to_string());
+        self
+    }
+
+    /// Requires frame size `width`×`height`.
+    pub fn size(mut self, width: u32, height: u32) -> Self {
+        self.size = Some((width, height));
+        self
+    }
+
+    /// Requires at least `fps` frames per second.
+    pub fn min_fps(mut self, fps: f64) -> Self {
+        self.min_fps = Some(fps);
+        self
+    }
+
+    /// Requires (or excludes) v4l2loopback nodes.
+    pub fn loopback(mut self, loopback: bool) -> Self {
+        self.loopback = Some(loopback);
+        self
+    }
+
+    /// Whether `node` meets the requirements.
+    pub fn matches(&self, node: &V4l2Node) -> bool {
+        if !node.capture || self.loopback.is_some_and(|l| l != node.loopback) {
+            return false;
+        }
+        let fps_ok = |fps: &[f64]| self.min_fps.is_none_or(|min| fps.iter().any(|f| *f >= min));
+        let needs_format = self.fourcc.is_some() || self.size.is_some() || self.min_fps.is_some();
+        !needs_format
+            || node.formats.iter().any(|format| {
+                self.fourcc.as_ref().is_none_or(|f| *f == format.fourcc)
+                    && format.sizes.iter().any(|size| {
+                        self.size
+                            .is_none_or(|(w, h)| size.width == w && size.height == h)
+                            && fps_ok(&size.fps)
+                    })
+            })
+    }
+}
+
+impl fmt::Display for CameraRequirements {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(fourcc) = &self.fourcc {
+            parts.push(fourcc.clone());
+        }
+        if let Some((w, h)) = self.size {
+            parts.push(format!("{w}x{h}"));
+        }
+        if let Some(fps) = self.min_fps {
+            parts.push(format!(">= {fps} fps"));
+        }
+        match self.loopback {
+            Some(true) => parts.push("v4l2loopback".to_string()),
+            Some(false) => parts.push("not v4l2loopback".to_string()),
+            None => {}
+        }
+        if parts.is_empty() {
+            write!(f, "any capture format")
+        } else {
+            write!(f, "{}", parts.join(" "))
+        }
+    }
+}
+
+/// An exclusive hold on one capture device, released on drop.
+#[derive(Debug)]
+pub struct CameraLease {
+    node: V4l2Node,
+    _lock: Flock<File>,
+}
+
+impl CameraLease {
+    /// The leased node as the probe saw it.
+    pub fn node(&self) -> &V4l2Node {
+        &self.node
+    }
+
+    /// Its device path, e.g. `/dev/video0`.
+    pub fn path(&self) -> &Path {
+        Path::new(&self.node.path)
+    }
+
+    /// `"/dev/video0 (vivid, Vivid webcam)"`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({}, {})",
+            self.node.path, self.node.driver, self.node.card
+        )
+    }
+}
+
+fn lock_path(node: &V4l2Node) -> PathBuf {
+    let dir = std::env::temp_dir().join("realtest-leases");
+    dir.join(format!(
+        "{}.lock",
+        node.path.trim_start_matches('/').replace('/', "-")
+    ))
+}
+
+fn try_lock(node: &V4l2Node) -> anyhow::Result<Option<Flock<File>>> {
+    let path = lock_path(node);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|err| anyhow::anyhow!("failed to open lease file {}: {err}", path.display()))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(anyhow::anyhow!(
+            "failed to lock {}: {errno}",
+            path.display()
+        )),
+    }
+}
+
+/// Leases a matching capture node, waiting until `deadline` while all matching ones are leased.
+pub fn acquire(
+    probe: &Probe,
+    requirements: &CameraRequirements,
+    deadline: Instant,
+) -> anyhow::Result<CameraLease> {
+    let candidates: Vec<&V4l2Node> = probe
+        .v4l2
+        .nodes
+        .iter()
+        .filter(|node| requirements.matches(node))
+        .collect();
+    if candidates.is_empty() {
+        let found: Vec<String> = probe
+            .v4l2
+            .nodes
+            .iter()
+            .map(|node| format!("{} ({})", node.path, node.role()))
+            .collect();
+        let found = if found.is_empty() {
+            "no /dev/video* nodes".to_string()
+        } else {
+            format!("found {}", found.join(", "))
+        };
+        return Err(Skip::new(
+            "needs-v4l2",
+            format!("no capture device offers {requirements}; {found}"),
+        )
+        .into());
+    }
+    loop {
+        for node in &candidates {
+            if let Some(lock) = try_lock(node)? {
+                return Ok(CameraLease {
+                    node: (*node).clone(),
+                    _lock: lock,
+                });
+            }
+        }
+        if Instant::now() >= deadline {
+            let paths: Vec<&str> = candidates.iter().map(|n| n.path.as_str()).collect();
+            anyhow::bail!(
+                "every device matching {requirements} ({}) stayed leased by other tests until this test's timeout",
+                paths.join(", ")
+            );
+        }
+        std::thread::sleep(RETRY);
+    }
+}

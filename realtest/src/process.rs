@@ -1,0 +1,434 @@
+//! Owned child processes: each in its own process group, output captured line by line, stopped
+//! (SIGTERM to the group, grace period, SIGKILL) and reaped when dropped.
+//!
+//! This is the only module that starts processes.
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use crate::ctx::Log;
+
+/// How long a stopped group gets between SIGTERM and SIGKILL when a child is dropped.
+pub const DROP_GRACE: Duration = Duration::from_millis(500);
+/// How long to wait for a stopped child's pipes to close before leaving their readers behind.
+const READER_GRACE: Duration = Duration::from_secs(1);
+const POLL: Duration = Duration::from_millis(10);
+
+/// Errors from starting or waiting for a child process.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The program could not be started.
+    #[error("failed to start `{command}`: {source}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The process did not finish in time; it was killed.
+    #[error(
+        "`{command}` did not finish within {timeout:?}; killed it. stderr tail:\n{stderr_tail}"
+    )]
+    TimedOut {
+        /// The command line.
+        command: String,
+        /// The limit.
+        timeout: Duration,
+        /// Last lines of its standard error.
+        stderr_tail: String,
+    },
+    /// Waiting for the process failed.
+    #[error("failed to wait for `{command}`: {source}")]
+    Wait {
+        /// The command line.
+        command: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A shell-like rendering of a command, for messages.
+pub fn describe(command: &Command) -> String {
+    let mut words = vec![command.get_program().to_string_lossy().into_owned()];
+    words.extend(command.get_args().map(|arg| {
+        let arg = arg.to_string_lossy();
+        if arg.is_empty() || arg.contains(char::is_whitespace) {
+            format!("'{arg}'")
+        } else {
+            arg.into_owned()
+        }
+    }));
+    words.join(" ")
+}
+
+/// Sends `signal` to process group `pgid`; a group that no longer exists is not an error.
+fn signal_group(pgid: i32, signal: Signal) {
+    let _ = killpg(Pid::from_raw(pgid), signal);
+}
+
+/// Stops a whole process group: SIGTERM, up to `grace` for `leader` to exit, then SIGKILL.
+fn terminate_group(child: &mut Child, grace: Duration) -> io::Result<ExitStatus> {
+    let pgid = child.id() as i32;
+    if let Some(status) = child.try_wait()? {
+        // The leader is gone; members of its group may not be.
+        signal_group(pgid, Signal::SIGKILL);
+        return Ok(status);
+    }
+    signal_group(pgid, Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            signal_group(pgid, Signal::SIGKILL);
+            return Ok(status);
+        }
+        thread::sleep(POLL);
+    }
+    signal_group(pgid, Signal::SIGKILL);
+    child.wait()
+}
+
+/// Stops process groups that may still be running: SIGTERM to each, `grace`, then SIGKILL.
+pub fn stop_groups(groups: &[u32], grace: Duration) {
+    for pgid in groups {
+        signal_group(*pgid as i32, Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && groups.iter().any(|pgid| group_has_live_member(*pgid)) {
+        thread::sleep(POLL);
+    }
+    for pgid in groups {
+        signal_group(*pgid as i32, Signal::SIGKILL);
+    }
+}
+
+/// Whether any process of group `pgid` is alive (zombies, which only wait to be reaped, do not
+/// count).
+fn group_has_live_member(pgid: u32) -> bool {
+    let Ok(processes) = procfs::process::all_processes() else {
+        return false;
+    };
+    processes.filter_map(Result::ok).any(|process| {
+        process
+            .stat()
+            .is_ok_and(|stat| stat.pgrp == pgid as i32 && stat.state != 'Z')
+    })
+}
+
+/// Lines a child has printed, shared with the threads that read its pipes.
+#[derive(Default)]
+struct OutputLines {
+    state: Mutex<OutputState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct OutputState {
+    lines: Vec<String>,
+    open_pipes: usize,
+}
+
+impl OutputLines {
+    fn push(&self, line: String) {
+        self.state.lock().unwrap().lines.push(line);
+        self.changed.notify_all();
+    }
+
+    fn pipe_closed(&self) {
+        self.state.lock().unwrap().open_pipes -= 1;
+        self.changed.notify_all();
+    }
+
+    fn wait_closed(&self, timeout: Duration) -> bool {
+        let state = self.state.lock().unwrap();
+        let (state, _) = self
+            .changed
+            .wait_timeout_while(state, timeout, |state| state.open_pipes > 0)
+            .unwrap();
+        state.open_pipes == 0
+    }
+
+    fn tail(&self, count: usize) -> String {
+        let state = self.state.lock().unwrap();
+        let start = state.lines.len().saturating_sub(count);
+        state.lines[start..].join("\n")
+    }
+}
+
+/// A process started by a test through [`Ctx::spawn`](crate::Ctx::spawn).
+///
+/// It runs in its own process group with stdin from `/dev/null`; stdout and stderr are read line
+/// by line into the test's captured log (prefixed with the program name and pid) and kept for
+/// [`wait_for_output_line`](OwnedChild::wait_for_output_line). Dropping it stops the whole group
+/// (SIGTERM, [`DROP_GRACE`], SIGKILL) and reaps it; [`stop`](OwnedChild::stop) does the same
+/// with a grace period of your choice and returns the exit status.
+pub struct OwnedChild {
+    child: Child,
+    command: String,
+    output: Arc<OutputLines>,
+    readers: Vec<JoinHandle<()>>,
+    status: Option<ExitStatus>,
+}
+
+impl std::fmt::Debug for OwnedChild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedChild")
+            .field("pid", &self.child.id())
+            .field("command", &self.command)
+            .finish()
+    }
+}
+
+impl OwnedChild {
+    /// Starts `command` as an owned child that logs into `log`; `env` is added to its environment.
+    pub(crate) fn spawn(
+        command: &mut Command,
+        log: Arc<Log>,
+        env: &[(&str, &str)],
+    ) -> Result<OwnedChild, ProcessError> {
+        let description = describe(command);
+        command
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
+            command: description.clone(),
+            source,
+        })?;
+        let program = command
+            .get_program()
+            .to_string_lossy()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let label = format!("{program} {}", child.id());
+        log.line(&format!("[{label}] started: {description}"));
+        let output = Arc::new(OutputLines::default());
+        output.state.lock().unwrap().open_pipes = 2;
+        let mut readers = Vec::with_capacity(2);
+        let pipes: [Option<Box<dyn Read + Send>>; 2] = [
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ];
+        for pipe in pipes.into_iter().flatten() {
+            let output = Arc::clone(&output);
+            let log = Arc::clone(&log);
+            let label = label.clone();
+            readers.push(thread::spawn(move || {
+                for line in BufReader::new(pipe).split(b'\n') {
+                    let Ok(line) = line else { break };
+                    let line = String::from_utf8_lossy(&line).trim_end().to_string();
+                    log.line(&format!("[{label}] {line}"));
+                    output.push(line);
+                }
+                output.pipe_closed();
+            }));
+        }
+        Ok(OwnedChild {
+            child,
+            command: description,
+            output,
+            readers,
+            status: None,
+        })
+    }
+
+    /// Process id, which is also the id of its process group.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The command line it was started with.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// Everything it has printed so far (stdout and stderr interleaved by arrival), one line each.
+    pub fn output(&self) -> Vec<String> {
+        self.output.state.lock().unwrap().lines.clone()
+    }
+
+    /// Its exit status if it has exited (reaping it), without waiting.
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait()?;
+        }
+        Ok(self.status)
+    }
+
+    /// Waits up to `timeout` for it to exit; `None` if it is still running.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Waits until a line of its output satisfies `matches` and returns that line. Fails when the
+    /// process closes its output first or `timeout` passes; the error carries its last lines.
+    pub fn wait_for_output_line(
+        &self,
+        mut matches: impl FnMut(&str) -> bool,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = 0;
+        let mut state = self.output.state.lock().unwrap();
+        loop {
+            if let Some(line) = state.lines[seen..].iter().find(|line| matches(line)) {
+                return Ok(line.clone());
+            }
+            seen = state.lines.len();
+            if state.open_pipes == 0 {
+                drop(state);
+                anyhow::bail!(
+                    "`{}` closed its output without printing the expected line; last lines:\n{}",
+                    self.command,
+                    self.output.tail(20)
+                );
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                drop(state);
+                anyhow::bail!(
+                    "`{}` did not print the expected line within {timeout:?}; last lines:\n{}",
+                    self.command,
+                    self.output.tail(20)
+                );
+            }
+            state = self
+                .output
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap()
+                .0;
+        }
+    }
+
+    /// Stops the whole process group (SIGTERM, `grace`, SIGKILL), reaps it and returns its status.
+    pub fn stop(mut self, grace: Duration) -> io::Result<ExitStatus> {
+        self.finish(grace)
+    }
+
+    /// Waits for it to exit by itself, reaping it, and returns its status.
+    pub fn wait(mut self) -> io::Result<ExitStatus> {
+        let status = match self.status {
+            Some(status) => status,
+            None => self.child.wait()?,
+        };
+        self.status = Some(status);
+        self.finish(DROP_GRACE)
+    }
+
+    fn finish(&mut self, grace: Duration) -> io::Result<ExitStatus> {
+        let status = match self.status {
+            Some(status) => {
+                signal_group(self.child.id() as i32, Signal::SIGKILL);
+                status
+            }
+            None => terminate_group(&mut self.child, grace)?,
+        };
+        self.status = Some(status);
+        // A descendant outside the group may still hold the pipes: wait a little, then let the
+        // reader threads go rather than hang (the leak check reports such a descendant).
+        let readers: Vec<_> = self.readers.drain(..).collect();
+        if self.output.wait_closed(READER_GRACE) {
+            for reader in readers {
+                let _ = reader.join();
+            }
+        }
+        Ok(status)
+    }
+}
+
+impl Drop for OwnedChild {
+    fn drop(&mut self) {
+        if self.readers.is_empty() && self.status.is_some() {
+            return;
+        }
+        let _ = self.finish(DROP_GRACE);
+    }
+}
+
+/// Runs `command` to completion with a wall-clock limit, in its own process group, and returns
+/// its output. On expiry the group is killed and [`ProcessError::TimedOut`] returned.
+pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> Result<Output, ProcessError> {
+    let description = describe(command);
+    command
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
+        command: description.clone(),
+        source,
+    })?;
+    let stdout = read_in_background(child.stdout.take());
+    let stderr = read_in_background(child.stderr.take());
+    let wait_error = |source| ProcessError::Wait {
+        command: description.clone(),
+        source,
+    };
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(wait_error)? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        thread::sleep(POLL);
+    };
+    let Some(status) = status else {
+        terminate_group(&mut child, Duration::ZERO).map_err(wait_error)?;
+        let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
+        let start = stderr.lines().count().saturating_sub(10);
+        return Err(ProcessError::TimedOut {
+            command: description,
+            timeout,
+            stderr_tail: stderr.lines().skip(start).collect::<Vec<_>>().join("\n"),
+        });
+    };
+    // The leader is reaped; anything it left in its group goes too.
+    signal_group(child.id() as i32, Signal::SIGKILL);
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
+fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
+}
