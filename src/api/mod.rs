@@ -1,0 +1,10 @@
+//! The HTTP side: WebSocket JSON-RPC at `/ws`, `GET /health`, `GET /ready`, and authenticated
+//! downloads under `/files/`.
+
+mod files;
+mod rate_limit;
+mod server;
+mod ws;
+
+pub use rate_limit::RateLimiter;
+pub use server::{serve, ApiState};

@@ -1,0 +1,24 @@
+//! camera-service: discovers cameras, takes snapshots and recordings with FFmpeg, and serves a
+//! WebSocket JSON-RPC 2.0 API with authentication, roles and push notifications.
+//!
+//! The binary (`src/main.rs`) only parses the command line and calls into this library.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod camera;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod ffmpeg;
+pub mod metrics;
+pub mod notify;
+pub mod process;
+pub mod recording;
+pub mod retention;
+pub mod rpc;
+pub mod service;
+pub mod snapshot;
+pub mod storage;

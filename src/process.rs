@@ -1,0 +1,329 @@
+//! Every child process of the service is spawned here: in its own process group, with stdin
+//! piped or null, stderr captured (the tail is kept for error reports), a wall-clock limit, and
+//! the whole group killed on drop. The only `Command::new` of the service is in this file.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::task::JoinHandle;
+
+/// Lines of stderr kept for error reports.
+const STDERR_TAIL_LINES: usize = 20;
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandSpec {
+    /// The program (name on PATH or path).
+    pub program: String,
+    /// Arguments, not including the program.
+    pub args: Vec<String>,
+    /// Whether the child gets a stdin pipe (FFmpeg stops cleanly on `q`) or `/dev/null`.
+    pub stdin: StdinMode,
+    /// Whether stdout is captured ([`run_capturing`]) or goes to `/dev/null`.
+    pub capture_stdout: bool,
+}
+
+/// The child's stdin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdinMode {
+    /// `/dev/null`.
+    Null,
+    /// A pipe kept by [`ManagedChild`]; [`ManagedChild::stop`] writes `q` to it.
+    Piped,
+}
+
+impl CommandSpec {
+    /// A command with stdin from `/dev/null`.
+    pub fn new(program: impl Into<String>, args: Vec<String>) -> Self {
+        Self {
+            program: program.into(),
+            args,
+            stdin: StdinMode::Null,
+            capture_stdout: false,
+        }
+    }
+
+    /// The same command with a stdin pipe.
+    pub fn with_stdin_pipe(mut self) -> Self {
+        self.stdin = StdinMode::Piped;
+        self
+    }
+
+    /// Program and arguments, for messages.
+    pub fn argv(&self) -> Argv {
+        Argv(
+            std::iter::once(self.program.clone())
+                .chain(self.args.iter().cloned())
+                .collect(),
+        )
+    }
+}
+
+/// A command line, displayed shell-quoted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Argv(pub Vec<String>);
+
+impl fmt::Display for Argv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, arg) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            let plain = !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=+,@%".contains(c));
+            if plain {
+                f.write_str(arg)?;
+            } else {
+                write!(f, "'{}'", arg.replace('\'', r"'\''"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A child process failure, with what reproduces it.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The program could not be started.
+    #[error("failed to start `{argv}`: {source}")]
+    Spawn {
+        /// The command.
+        argv: Argv,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for the child failed.
+    #[error("failed to wait for `{argv}`: {source}")]
+    Wait {
+        /// The command.
+        argv: Argv,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The child exited unsuccessfully.
+    #[error("`{argv}` {status}\n--- stderr (tail):\n{stderr_tail}")]
+    Failed {
+        /// The command.
+        argv: Argv,
+        /// How it ended.
+        status: ExitStatus,
+        /// Last lines of stderr.
+        stderr_tail: String,
+    },
+    /// The child ran past its wall-clock limit and was killed.
+    #[error("`{argv}` ran longer than {} and was killed\n--- stderr (tail):\n{stderr_tail}",
+        humantime::format_duration(*limit))]
+    TimedOut {
+        /// The command.
+        argv: Argv,
+        /// The limit.
+        limit: Duration,
+        /// Last lines of stderr.
+        stderr_tail: String,
+    },
+}
+
+type Tail = Arc<Mutex<VecDeque<String>>>;
+
+/// Runs `spec` to completion within `limit` and returns its stdout (lossy UTF-8).
+pub async fn run_capturing(spec: &CommandSpec, limit: Duration) -> Result<String, ProcessError> {
+    let mut spec = spec.clone();
+    spec.capture_stdout = true;
+    let mut child = spawn(&spec)?;
+    let mut stdout = child.child.stdout.take();
+    let read = async {
+        let mut bytes = Vec::new();
+        if let Some(stdout) = stdout.as_mut() {
+            let _ = stdout.read_to_end(&mut bytes).await;
+        }
+        bytes
+    };
+    let (status, bytes) = tokio::join!(child.wait_with_limit(limit), read);
+    child.check_success(status?)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// A running child in its own process group. Dropping it kills the whole group with SIGKILL
+/// (tokio reaps the zombie); [`ManagedChild::stop`] and [`ManagedChild::wait`] reap explicitly.
+#[derive(Debug)]
+pub struct ManagedChild {
+    child: Child,
+    pgid: Pid,
+    argv: Argv,
+    stdin: Option<ChildStdin>,
+    tail: Tail,
+    stderr_reader: Option<JoinHandle<()>>,
+    reaped: bool,
+}
+
+/// Spawns `spec` in a new process group.
+pub fn spawn(spec: &CommandSpec) -> Result<ManagedChild, ProcessError> {
+    let argv = spec.argv();
+    let mut command = Command::new(&spec.program);
+    command
+        .args(&spec.args)
+        .process_group(0)
+        .stdout(if spec.capture_stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stderr(Stdio::piped())
+        .stdin(match spec.stdin {
+            StdinMode::Null => Stdio::null(),
+            StdinMode::Piped => Stdio::piped(),
+        });
+    let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
+        argv: argv.clone(),
+        source,
+    })?;
+    let pid = child.id().expect("a just-spawned child has a pid");
+    let pgid = Pid::from_raw(i32::try_from(pid).expect("pids fit in i32"));
+    tracing::debug!(pid, %argv, "spawned");
+    let tail: Tail = Arc::default();
+    let stderr_reader = child.stderr.take().map(|stderr| {
+        let tail = Arc::clone(&tail);
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::debug!(pid, "stderr: {line}");
+                let mut tail = tail.lock().expect("stderr tail lock");
+                if tail.len() == STDERR_TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+        })
+    });
+    Ok(ManagedChild {
+        stdin: child.stdin.take(),
+        child,
+        pgid,
+        argv,
+        tail,
+        stderr_reader,
+        reaped: false,
+    })
+}
+
+/// Runs `spec` to completion within `limit`; a non-zero exit is [`ProcessError::Failed`].
+pub async fn run(spec: &CommandSpec, limit: Duration) -> Result<(), ProcessError> {
+    let mut child = spawn(spec)?;
+    let status = child.wait_with_limit(limit).await?;
+    child.check_success(status)
+}
+
+impl ManagedChild {
+    /// The process (and process group) id.
+    pub fn pid(&self) -> i32 {
+        self.pgid.as_raw()
+    }
+
+    /// The command line.
+    pub fn argv(&self) -> &Argv {
+        &self.argv
+    }
+
+    /// The last lines of stderr seen so far.
+    pub fn stderr_tail(&self) -> String {
+        let tail = self.tail.lock().expect("stderr tail lock");
+        tail.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Waits for the child to exit and reaps it (cancel-safe).
+    pub async fn wait(&mut self) -> Result<ExitStatus, ProcessError> {
+        let status = self
+            .child
+            .wait()
+            .await
+            .map_err(|source| ProcessError::Wait {
+                argv: self.argv.clone(),
+                source,
+            })?;
+        self.reaped = true;
+        if let Some(reader) = self.stderr_reader.take() {
+            // The pipe closes when the group is gone; do not hang on a grandchild holding it.
+            let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
+        }
+        Ok(status)
+    }
+
+    /// Waits at most `limit`; past it the group is killed and [`ProcessError::TimedOut`] returned.
+    pub async fn wait_with_limit(&mut self, limit: Duration) -> Result<ExitStatus, ProcessError> {
+        match tokio::time::timeout(limit, self.wait()).await {
+            Ok(result) => result,
+            Err(_elapsed) => {
+                self.signal_group(Signal::SIGKILL);
+                self.wait().await?;
+                Err(ProcessError::TimedOut {
+                    argv: self.argv.clone(),
+                    limit,
+                    stderr_tail: self.stderr_tail(),
+                })
+            }
+        }
+    }
+
+    /// `Ok` for a zero exit status, else [`ProcessError::Failed`] with the stderr tail.
+    pub fn check_success(&self, status: ExitStatus) -> Result<(), ProcessError> {
+        if status.success() {
+            Ok(())
+        } else {
+            Err(ProcessError::Failed {
+                argv: self.argv.clone(),
+                status,
+                stderr_tail: self.stderr_tail(),
+            })
+        }
+    }
+
+    /// Stops the child: `q` on stdin (when piped), then SIGTERM to the group, then SIGKILL, each
+    /// step waiting up to `grace`. Returns the exit status.
+    pub async fn stop(mut self, grace: Duration) -> Result<ExitStatus, ProcessError> {
+        if let Some(mut stdin) = self.stdin.take() {
+            if stdin.write_all(b"q").await.is_ok() {
+                let _ = stdin.flush().await;
+                if let Ok(result) = tokio::time::timeout(grace, self.wait()).await {
+                    return result;
+                }
+            }
+        }
+        for signal in [Signal::SIGTERM, Signal::SIGKILL] {
+            self.signal_group(signal);
+            if let Ok(result) = tokio::time::timeout(grace, self.wait()).await {
+                return result;
+            }
+        }
+        self.wait().await
+    }
+
+    fn signal_group(&self, signal: Signal) {
+        if self.reaped {
+            return;
+        }
+        if let Err(errno) = killpg(self.pgid, signal) {
+            tracing::debug!(pgid = self.pgid.as_raw(), %errno, ?signal, "killpg failed");
+        }
+    }
+}
+
+impl Drop for ManagedChild {
+    fn drop(&mut self) {
+        if !self.reaped {
+            tracing::debug!(pid = self.pgid.as_raw(), argv = %self.argv, "killing process group on drop");
+            self.signal_group(Signal::SIGKILL);
+            // tokio reaps a dropped, exited child in the background.
+        }
+    }
+}
