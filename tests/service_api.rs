@@ -1,0 +1,15 @@
+//! Service-level tests: the real `camera-service` binary, a real WebSocket client over a real
+//! socket, real FFmpeg processes and real files checked with ffprobe.
+
+mod service_api {
+    pub mod auth;
+    pub mod bad_input;
+    pub mod lifecycle;
+    pub mod limits;
+    pub mod methods;
+    pub mod recording;
+    pub mod snapshot;
+}
+mod support;
+
+realtest::main!();

@@ -1,0 +1,64 @@
+//! Checking produced media with the real ffprobe.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{ensure, Context};
+use realtest::Ctx;
+use serde_json::Value;
+
+/// What ffprobe says about a file's first video stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoInfo {
+    /// Codec name (`h264`, `mjpeg`, `png`).
+    pub codec: String,
+    /// Width in pixels.
+    pub width: u64,
+    /// Height in pixels.
+    pub height: u64,
+    /// Container duration in seconds, when known.
+    pub duration: Option<f64>,
+    /// Decoded frame count (`-count_frames`).
+    pub frames: Option<u64>,
+}
+
+/// Runs ffprobe on `path`, decoding every frame, and returns the first video stream.
+pub fn probe(ctx: &Ctx, path: &Path) -> anyhow::Result<VideoInfo> {
+    let output = ctx.output(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-count_frames",
+                "-show_streams",
+                "-show_format",
+                "-of",
+                "json",
+            ])
+            .arg(path),
+        Duration::from_secs(30),
+    )?;
+    ensure!(
+        output.status.success(),
+        "ffprobe rejected {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: Value = serde_json::from_slice(&output.stdout)?;
+    let stream = json["streams"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["codec_type"] == "video"))
+        .context("no video stream")?;
+    Ok(VideoInfo {
+        codec: stream["codec_name"].as_str().unwrap_or_default().to_owned(),
+        width: stream["width"].as_u64().unwrap_or(0),
+        height: stream["height"].as_u64().unwrap_or(0),
+        duration: json["format"]["duration"]
+            .as_str()
+            .and_then(|d| d.parse().ok()),
+        frames: stream["nb_read_frames"]
+            .as_str()
+            .and_then(|n| n.parse().ok()),
+    })
+}

@@ -1,0 +1,165 @@
+//! `ServiceUnderTest`: the real `camera-service` binary, started with a temporary data
+//! directory on a free port, ready once `GET /ready` answers 200.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use camera_service::auth::{Authenticator, Claims, Role};
+use realtest::{Ctx, OwnedChild};
+
+use super::http;
+
+/// Path of the binary under test.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_camera-service");
+/// How long start-up (listening line plus `/ready`) may take.
+const STARTUP: Duration = Duration::from_secs(20);
+/// Grace period when stopping the service.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Options for starting the service.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceOptions {
+    /// Extra `CAMERA_SERVICE_*` overrides.
+    pub env: Vec<(String, String)>,
+    /// Extra TOML appended to the generated config file.
+    pub config_toml: String,
+}
+
+impl ServiceOptions {
+    /// Adds an environment override.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// A running service.
+#[derive(Debug)]
+pub struct ServiceUnderTest {
+    child: Option<OwnedChild>,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// Its config file.
+    pub config_path: PathBuf,
+    secret: String,
+}
+
+impl ServiceUnderTest {
+    /// Starts the service with the defaults (testsrc camera0, direct FFmpeg backend).
+    pub fn start(ctx: &mut Ctx) -> anyhow::Result<Self> {
+        Self::start_with(ctx, ServiceOptions::default())
+    }
+
+    /// Starts the service with extra overrides.
+    pub fn start_with(ctx: &mut Ctx, options: ServiceOptions) -> anyhow::Result<Self> {
+        let dir = ctx.temp_dir()?;
+        let data_dir = dir.join("data");
+        let config_path = dir.join("camera-service.toml");
+        let toml = format!(
+            "[storage]\ndata_dir = {:?}\n\n[mediamtx]\nmode = \"off\"\n\n[cameras]\ndiscover_v4l2 = false\n{}",
+            data_dir.display().to_string(),
+            options.config_toml
+        );
+        std::fs::write(&config_path, toml)?;
+        let mut command = Command::new(BINARY);
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .current_dir(&dir)
+            .env("CAMERA_SERVICE_SERVER_PORT", "0")
+            .env("RUST_LOG", "info,camera_service=debug");
+        for (name, value) in &options.env {
+            command.env(name, value);
+        }
+        let child = ctx.spawn(&mut command)?;
+        let line = child.wait_for_output_line(|l| l.contains("listening on "), STARTUP)?;
+        let addr: SocketAddr = line
+            .rsplit("listening on ")
+            .next()
+            .map(str::trim)
+            .context("listening line without address")?
+            .parse()
+            .with_context(|| format!("cannot parse the address in `{line}`"))?;
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            match http::get(addr, "/ready", &[]) {
+                Ok(response) if response.status == 200 => break,
+                Ok(_) | Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Ok(response) => bail!("/ready answered {} at the deadline", response.status),
+                Err(e) => return Err(e.context("/ready never answered")),
+            }
+        }
+        let secret = std::fs::read_to_string(data_dir.join("jwt-secret"))
+            .context("the service did not create its JWT secret")?
+            .trim()
+            .to_owned();
+        ctx.log(format_args!("service ready on {addr}"));
+        Ok(Self {
+            child: Some(child),
+            addr,
+            data_dir,
+            config_path,
+            secret,
+        })
+    }
+
+    /// `ws://ADDR/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// A token signed with the service's secret, valid for an hour.
+    pub fn token(&self, role: Role) -> String {
+        Authenticator::new(&self.secret).mint("test-user", role, Duration::from_secs(3600))
+    }
+
+    /// A token with explicit claims (expired ones, for example).
+    pub fn token_with_claims(&self, claims: &Claims) -> String {
+        Authenticator::new(&self.secret).encode(claims)
+    }
+
+    /// The recordings directory.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.data_dir.join("recordings")
+    }
+
+    /// The snapshots directory.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.data_dir.join("snapshots")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> anyhow::Result<bool> {
+        match self.child.as_mut() {
+            Some(child) => Ok(child.try_wait()?.is_none()),
+            None => Ok(false),
+        }
+    }
+
+    /// The service's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(OwnedChild::pid).unwrap_or(0)
+    }
+
+    /// Everything the service printed so far.
+    pub fn output(&self) -> Vec<String> {
+        self.child
+            .as_ref()
+            .map(OwnedChild::output)
+            .unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let child = self.child.take().context("service already stopped")?;
+        Ok(child.stop(STOP_GRACE)?)
+    }
+}
