@@ -281,10 +281,10 @@ impl Storage {
         for kind in [FileKind::Recording, FileKind::Snapshot] {
             all.extend(self.list(kind)?.into_iter().map(|f| (kind, f)));
         }
+        let mut total: u64 = all.iter().map(|(_, f)| f.file_size).sum();
         all.retain(|(_, f)| !skip.contains(&f.filename));
         all.sort_by_key(|(_, file)| file.modified);
         let now = SystemTime::now();
-        let mut total: u64 = all.iter().map(|(_, f)| f.file_size).sum();
         let (mut deleted, mut freed) = (0u64, 0u64);
         for (kind, file) in all {
             let too_old = max_age.is_some_and(|age| {

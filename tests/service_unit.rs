@@ -1,1 +1,12 @@
+//! Unit-level tests of the camera-service library, run through realtest.
+
+mod service_unit {
+    pub mod auth;
+    pub mod config;
+    pub mod envelope;
+    pub mod ffmpeg;
+    pub mod process;
+    pub mod storage;
+}
+
 realtest::main!();

@@ -1,0 +1,127 @@
+//! Child processes: failure reports with argv and stderr, wall-clock limits, graceful stop with
+//! `q`, escalation to SIGKILL, and the whole group killed on drop.
+
+use std::time::Duration;
+
+use camera_service::process::{run, run_capturing, spawn, CommandSpec, ProcessError};
+
+fn sh(script: &str) -> CommandSpec {
+    CommandSpec::new("sh", vec!["-c".into(), script.into()])
+}
+
+#[realtest::test(timeout = "30s")]
+async fn failure_reports_argv_status_and_stderr_tail() -> anyhow::Result<()> {
+    let error = run(
+        &sh("echo first >&2; echo 'the real reason' >&2; exit 3"),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect_err("exit 3 is a failure");
+    match &error {
+        ProcessError::Failed {
+            argv,
+            status,
+            stderr_tail,
+        } => {
+            assert_eq!(argv.0[0], "sh");
+            assert_eq!(status.code(), Some(3));
+            assert!(stderr_tail.ends_with("the real reason"), "{stderr_tail:?}");
+        }
+        other => panic!("expected Failed, got {other}"),
+    }
+    let text = error.to_string();
+    assert!(
+        text.contains("sh -c") && text.contains("the real reason"),
+        "{text}"
+    );
+    assert_eq!(
+        run_capturing(&sh("echo 12.5"), Duration::from_secs(10))
+            .await?
+            .trim(),
+        "12.5"
+    );
+    let missing = run(
+        &CommandSpec::new("/nonexistent/ffmpeg", vec![]),
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(matches!(missing, Err(ProcessError::Spawn { .. })));
+    Ok(())
+}
+
+#[realtest::test(timeout = "30s")]
+async fn wall_clock_limit_kills_the_child() -> anyhow::Result<()> {
+    let error = run(&sh("sleep 30"), Duration::from_millis(300))
+        .await
+        .expect_err("must time out");
+    assert!(matches!(error, ProcessError::TimedOut { .. }), "{error}");
+    Ok(())
+}
+
+#[realtest::test(timeout = "30s")]
+async fn stop_writes_q_first() -> anyhow::Result<()> {
+    // `head -c 1` exits 0 as soon as it reads one byte: the `q`.
+    let child = spawn(&CommandSpec::new("head", vec!["-c".into(), "1".into()]).with_stdin_pipe())?;
+    let status = child.stop(Duration::from_secs(5)).await?;
+    assert_eq!(status.code(), Some(0));
+    Ok(())
+}
+
+#[realtest::test(timeout = "30s")]
+async fn stop_escalates_to_sigkill() -> anyhow::Result<()> {
+    use std::os::unix::process::ExitStatusExt;
+    let child = spawn(&sh("trap '' TERM; while :; do sleep 0.05; done"))?;
+    // The loop's first `sleep` shows the trap is installed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while live_members(child.pid()).len() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = child.stop(Duration::from_millis(300)).await?;
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+    Ok(())
+}
+
+#[realtest::test(timeout = "30s")]
+async fn drop_kills_the_whole_group() -> anyhow::Result<()> {
+    let child = spawn(&sh("sleep 30 & sleep 30 & wait"))?;
+    let pgid = child.pid();
+    // Wait until both grandchildren exist in the group.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while live_members(pgid).len() < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(live_members(pgid).len(), 3, "sh and two sleeps");
+    drop(child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !live_members(pgid).is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        live_members(pgid),
+        Vec::<i32>::new(),
+        "no member of the group survives"
+    );
+    Ok(())
+}
+
+/// Pids in process group `pgid` that are not zombies.
+fn live_members(pgid: i32) -> Vec<i32> {
+    let mut members = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        if fields.first() != Some(&"Z") && fields.get(2).and_then(|g| g.parse().ok()) == Some(pgid)
+        {
+            members.push(pid);
+        }
+    }
+    members
+}
