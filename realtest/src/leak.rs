@@ -79,15 +79,22 @@ pub fn survivors_of_run(prefix: &str) -> Vec<Survivor> {
     marked(|value| value.to_string_lossy().starts_with(prefix))
 }
 
-/// Live direct children of this process that were not reaped (started outside `Ctx`).
+/// Live direct children of this process that were not reaped (started outside `Ctx`), read
+/// from `/proc/self/task/*/children` rather than a scan of every process.
 pub fn unowned_children() -> Vec<Survivor> {
-    let Ok(processes) = procfs::process::all_processes() else {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Vec::new();
     };
-    let me = std::process::id() as i32;
-    processes
+    tasks
         .filter_map(Result::ok)
-        .filter(|process| process.stat().is_ok_and(|stat| stat.ppid == me))
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|children| {
+            children
+                .split_whitespace()
+                .filter_map(|pid| pid.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .filter_map(|pid| Process::new(pid).ok())
         .filter(alive)
         .map(|process| Survivor {
             pid: process.pid,

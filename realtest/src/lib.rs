@@ -48,6 +48,7 @@ mod registry;
 mod report;
 mod runner;
 mod tags;
+mod workers;
 
 pub use ctx::Ctx;
 pub use lease::{CameraLease, CameraRequirements};

@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use crate::ctx::{Ctx, Shared};
 use crate::outcome::{FailureKind, Outcome, TestError, TestRecord};
 use crate::probe::Probe;
 use crate::registry::{self, Test, DESTRUCTIVE};
-use crate::{junit, leak, needs, process, report};
+use crate::{junit, leak, needs, process, report, workers};
 
 /// Between SIGTERM and SIGKILL for the processes of a test that timed out.
 const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
@@ -36,6 +36,8 @@ struct RunContext {
     echo: bool,
     records: Mutex<Vec<TestRecord>>,
     owner_prefix: String,
+    /// Whether any test started a process through its `Ctx` (else the sweep skips the scan).
+    spawned_any: AtomicBool,
 }
 
 /// Runs every registered test of this binary as the command line and environment ask, and
@@ -95,6 +97,7 @@ pub fn run() -> ExitCode {
         echo: options.libtest.nocapture,
         records: Mutex::new(Vec::new()),
         owner_prefix: format!("{}-", std::process::id()),
+        spawned_any: AtomicBool::new(false),
     });
     let started = Instant::now();
     let mut trials = build_trials(&options, tests, &context);
@@ -109,7 +112,8 @@ pub fn run() -> ExitCode {
 
     let mut records = std::mem::take(&mut *context.records.lock().unwrap());
     records.sort_by(|a, b| a.name.cmp(&b.name));
-    let stray = sweep(&context.owner_prefix);
+    let spawned_any = context.spawned_any.load(Ordering::Relaxed);
+    let stray = sweep(&context.owner_prefix, spawned_any);
     if let Some(summary) = report::skip_summary(&records) {
         println!("{summary}");
     }
@@ -375,37 +379,38 @@ fn execute(test: &Test, gate: Gate, index: usize, context: &RunContext) -> TestR
     let started = Instant::now();
     let outcome = run_body(test, &shared, &context.required);
     record.duration = started.elapsed();
+    if shared.spawned.load(Ordering::Relaxed) > 0 {
+        context.spawned_any.store(true, Ordering::Relaxed);
+    }
     record.outcome = check_leaks(outcome, &shared);
     record.log = shared.log.contents();
     record.devices = shared.devices.lock().unwrap().clone();
     record
 }
 
-/// Runs the body on its own thread so the timeout can be enforced.
+/// Runs the body on a worker thread so the timeout can be enforced.
 fn run_body(test: &Test, shared: &Arc<Shared>, required: &BTreeSet<String>) -> Outcome {
     let (sender, receiver) = mpsc::channel();
     let body = test.run;
     let name = test.name.clone();
     let timeout = test.timeout;
     let thread_shared = Arc::clone(shared);
-    let spawned = std::thread::Builder::new()
-        .name(test.name.clone())
-        .spawn(move || {
-            IN_TEST.with(|flag| flag.set(true));
-            let mut ctx = Ctx::new(name, timeout, thread_shared);
-            let result = panic::catch_unwind(AssertUnwindSafe(|| body(&mut ctx)));
-            drop(ctx);
-            let result = result.map_err(|payload| {
-                LAST_PANIC
-                    .with(|last| last.borrow_mut().take())
-                    .unwrap_or_else(|| panic_payload_text(payload.as_ref()))
-            });
-            let _ = sender.send(result);
+    let job = Box::new(move || {
+        LAST_PANIC.with(|last| last.borrow_mut().take());
+        let mut ctx = Ctx::new(name, timeout, thread_shared);
+        let result = panic::catch_unwind(AssertUnwindSafe(|| body(&mut ctx)));
+        drop(ctx);
+        let result = result.map_err(|payload| {
+            LAST_PANIC
+                .with(|last| last.borrow_mut().take())
+                .unwrap_or_else(|| panic_payload_text(payload.as_ref()))
         });
-    if let Err(err) = spawned {
+        let _ = sender.send(result);
+    });
+    if let Err(err) = workers::execute(job, || IN_TEST.with(|flag| flag.set(true))) {
         return Outcome::Failed {
             kind: FailureKind::Assertion,
-            message: format!("failed to start the test thread: {err}"),
+            message: format!("failed to start a test thread: {err}"),
         };
     }
     match receiver.recv_timeout(timeout) {
@@ -476,8 +481,12 @@ fn check_leaks(outcome: Outcome, shared: &Shared) -> Outcome {
 
 /// After the run: processes of any test of this run, or direct children nobody reaped, that are
 /// still alive. They are killed and reported as one `leak` record.
-fn sweep(owner_prefix: &str) -> Option<TestRecord> {
-    let mut survivors = leak::survivors_of_run(owner_prefix);
+fn sweep(owner_prefix: &str, spawned_any: bool) -> Option<TestRecord> {
+    let mut survivors = if spawned_any {
+        leak::survivors_of_run(owner_prefix)
+    } else {
+        Vec::new()
+    };
     for child in leak::unowned_children() {
         if !survivors.contains(&child) {
             survivors.push(child);
