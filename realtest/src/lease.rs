@@ -206,3 +206,108 @@ pub fn acquire(
         std::thread::sleep(RETRY);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{FormatInfo, SizeInfo, ToolStatus, V4l2Probe};
+
+    fn node(path: &str, loopback: bool) -> V4l2Node {
+        V4l2Node {
+            path: path.to_string(),
+            driver: if loopback { "v4l2 loopback" } else { "vivid" }.to_string(),
+            card: "card".to_string(),
+            bus: "platform:test".to_string(),
+            caps: vec!["VIDEO_CAPTURE".to_string()],
+            capture: true,
+            output: false,
+            metadata: false,
+            m2m: false,
+            loopback,
+            usb: false,
+            usb_id: None,
+            by_id: None,
+            formats: vec![FormatInfo {
+                fourcc: "YUYV".to_string(),
+                description: "YUYV 4:2:2".to_string(),
+                sizes: vec![SizeInfo {
+                    width: 640,
+                    height: 480,
+                    fps: vec![30.0, 15.0],
+                }],
+            }],
+        }
+    }
+
+    /// A probe that lists `nodes` (paths that do not exist: only the lease files are touched).
+    fn probe(nodes: Vec<V4l2Node>) -> Probe {
+        let missing = || ToolStatus::Missing {
+            reason: "not needed".to_string(),
+        };
+        Probe {
+            kernel: "test".to_string(),
+            root: false,
+            ffmpeg: missing(),
+            ffprobe: missing(),
+            mediamtx: missing(),
+            v4l2: V4l2Probe {
+                nodes,
+                errors: Vec::new(),
+            },
+            took: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn requirements_match_format_size_rate_and_kind() {
+        let camera = node("/dev/video0", false);
+        assert!(CameraRequirements::any().matches(&camera));
+        assert!(CameraRequirements::any()
+            .fourcc("YUYV")
+            .size(640, 480)
+            .min_fps(30.0)
+            .matches(&camera));
+        assert!(!CameraRequirements::any().fourcc("MJPG").matches(&camera));
+        assert!(!CameraRequirements::any().size(1280, 720).matches(&camera));
+        assert!(!CameraRequirements::any().min_fps(60.0).matches(&camera));
+        assert!(!CameraRequirements::any().loopback(true).matches(&camera));
+        let mut output_only = node("/dev/video1", true);
+        output_only.capture = false;
+        assert!(!CameraRequirements::any().matches(&output_only));
+    }
+
+    #[test]
+    fn a_lease_is_exclusive_until_dropped() {
+        let path = format!("/dev/realtest-selftest-{}", std::process::id());
+        let probe = probe(vec![node(&path, false)]);
+        let soon = || Instant::now() + Duration::from_millis(200);
+        let first = acquire(&probe, &CameraRequirements::any(), soon()).unwrap();
+        assert_eq!(first.path(), Path::new(&path));
+        let err = acquire(&probe, &CameraRequirements::any(), soon()).unwrap_err();
+        assert!(
+            err.to_string().contains("stayed leased by other tests"),
+            "{err}"
+        );
+        drop(first);
+        let again = acquire(&probe, &CameraRequirements::any(), soon()).unwrap();
+        drop(again);
+        let _ = std::fs::remove_file(lock_path(&probe.v4l2.nodes[0]));
+    }
+
+    #[test]
+    fn no_matching_device_is_a_skip_with_the_reason() {
+        let probe = probe(vec![node("/dev/video7", false)]);
+        let err = acquire(
+            &probe,
+            &CameraRequirements::any().fourcc("MJPG"),
+            Instant::now(),
+        )
+        .unwrap_err();
+        let skip = err.downcast::<Skip>().unwrap();
+        assert_eq!(skip.need, "needs-v4l2");
+        assert_eq!(
+            skip.reason,
+            "no capture device offers MJPG; found /dev/video7 (capture)"
+        );
+    }
+}

@@ -84,10 +84,14 @@ impl Test {
 /// Every registered test, sorted by name, after checking that names are unique and that every
 /// `needs-*` tag is known.
 pub fn collect(known_needs: &BTreeSet<&str>) -> Result<Vec<Test>, String> {
-    let mut tests: Vec<Test> = inventory::iter::<TestDef>
-        .into_iter()
-        .map(Test::from_def)
-        .collect();
+    check(inventory::iter::<TestDef>.into_iter(), known_needs)
+}
+
+fn check<'a>(
+    defs: impl Iterator<Item = &'a TestDef>,
+    known_needs: &BTreeSet<&str>,
+) -> Result<Vec<Test>, String> {
+    let mut tests: Vec<Test> = defs.map(Test::from_def).collect();
     tests.sort_by(|a, b| a.name.cmp(&b.name));
     let mut problems = Vec::new();
     for pair in tests.windows(2) {
@@ -110,5 +114,57 @@ pub fn collect(known_needs: &BTreeSet<&str>) -> Result<Vec<Test>, String> {
         Ok(tests)
     } else {
         Err(problems.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(_: &mut Ctx) -> TestResult {
+        Ok(())
+    }
+
+    fn def(module: &'static str, name: &'static str, tags: &'static [&'static str]) -> TestDef {
+        TestDef {
+            module,
+            name,
+            tags,
+            timeout_ms: None,
+            run: body,
+        }
+    }
+
+    #[test]
+    fn names_drop_the_crate_and_device_needs_imply_hardware() {
+        let known = BTreeSet::from(["needs-v4l2", "needs-ffmpeg"]);
+        let defs = [
+            def("real_system::v4l2", "capture", &["needs-v4l2"]),
+            def("real_system", "top", &["needs-ffmpeg", "slow"]),
+        ];
+        let tests = check(defs.iter(), &known).unwrap();
+        assert_eq!(tests[0].name, "top");
+        assert_eq!(tests[0].tags, ["needs-ffmpeg", "slow"]);
+        assert_eq!(tests[0].timeout, DEFAULT_TIMEOUT);
+        assert_eq!(tests[1].name, "v4l2::capture");
+        assert_eq!(tests[1].tags, ["hardware", "needs-v4l2"]);
+    }
+
+    #[test]
+    fn unknown_needs_and_duplicate_names_are_errors_naming_the_test() {
+        let known = BTreeSet::from(["needs-ffmpeg"]);
+        let defs = [
+            def("suite::a", "x", &["needs-ffmepg"]),
+            def("suite::b", "y", &[]),
+            def("suite::b", "y", &[]),
+        ];
+        let err = check(defs.iter(), &known).unwrap_err();
+        assert!(
+            err.contains(
+                "test a::x has unknown requirement tag \"needs-ffmepg\" (known: needs-ffmpeg)"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("test b::y is registered twice"), "{err}");
     }
 }
