@@ -159,7 +159,12 @@ pub fn parse(
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                 CliExit::Help(format!("{}\n{HELP}", err.render()))
             }
-            _ => CliExit::Usage(err.render().to_string()),
+            _ => CliExit::Usage(
+                err.render()
+                    .to_string()
+                    .trim_start_matches("error: ")
+                    .to_string(),
+            ),
         }
     })?;
     Ok(Options {

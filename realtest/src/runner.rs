@@ -114,11 +114,20 @@ pub fn run() -> ExitCode {
     records.sort_by(|a, b| a.name.cmp(&b.name));
     let spawned_any = context.spawned_any.load(Ordering::Relaxed);
     let stray = sweep(&context.owner_prefix, spawned_any);
+    // libtest's JSON format owns stdout: the harness's own lines go to stderr then.
+    let machine_output = options.libtest.format == Some(libtest_mimic::FormatSetting::Json);
+    let say = |text: &str| {
+        if machine_output {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    };
     if let Some(summary) = report::skip_summary(&records) {
-        println!("{summary}");
+        say(&summary);
     }
     if let Some(record) = &stray {
-        println!("error: {}", outcome_text(&record.outcome));
+        say(&format!("error: {}", outcome_text(&record.outcome)));
         records.push(record.clone());
     }
     if let Some(path) = &options.junit {
@@ -130,7 +139,7 @@ pub fn run() -> ExitCode {
         let path = junit::target_path(path, &binary);
         let report = junit::report(&binary, &records, &properties, started.elapsed());
         match junit::write(&path, &report) {
-            Ok(()) => println!("JUnit report: {}", path.display()),
+            Ok(()) => say(&format!("JUnit report: {}", path.display())),
             Err(message) => {
                 eprintln!("error: {message}");
                 return ExitCode::FAILURE;

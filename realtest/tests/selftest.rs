@@ -371,6 +371,20 @@ fn listing_reports_unmet_needs_as_ignored_for_nextest() {
 }
 
 #[test]
+fn libtest_json_output_stays_machine_readable() {
+    let (output, stdout) = run(
+        &["--format", "json", "-Z", "unstable-options", "needs_"],
+        &[],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    for line in stdout.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|err| panic!("not JSON ({err}): {line}"));
+    }
+    assert!(stderr(&output).contains("skipped, by reason:"));
+}
+
+#[test]
 fn check_deps_prints_the_probe_as_json() {
     let (output, stdout) = run(&["--check-deps", "--format", "json"], &[]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -401,4 +415,12 @@ fn usage_errors_are_clear_and_exit_2() {
     let (output, _) = run(&["--bench", "/nonexistent/bench.toml"], &[]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("cannot read bench file /nonexistent/bench.toml"));
+
+    let (output, _) = run(&["--no-such-flag"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(
+        text.starts_with("error: unexpected argument '--no-such-flag'"),
+        "{text}"
+    );
 }
