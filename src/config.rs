@@ -143,6 +143,12 @@ pub struct MediamtxConfig {
     pub hls_port: u16,
     /// WebRTC port. Default: `8889`.
     pub webrtc_port: u16,
+    /// Deadline for the MediaMTX API to answer after each (re)start. Default: `15s`.
+    pub startup_timeout: ConfigDuration,
+    /// Longest delay between restarts of a managed MediaMTX. Default: `30s`.
+    pub max_restart_backoff: ConfigDuration,
+    /// Timeout of one API request (above MediaMTX's delayed 401 of up to 4 s). Default: `10s`.
+    pub api_timeout: ConfigDuration,
 }
 
 /// How the MediaMTX backend is chosen.
@@ -239,6 +245,9 @@ impl Default for MediamtxConfig {
             rtsp_port: 8554,
             hls_port: 8888,
             webrtc_port: 8889,
+            startup_timeout: ConfigDuration::secs(15),
+            max_restart_backoff: ConfigDuration::secs(30),
+            api_timeout: ConfigDuration::secs(10),
         }
     }
 }

@@ -39,7 +39,7 @@ pub enum RunError {
 pub async fn run(config: Config) -> Result<(), RunError> {
     let addr = SocketAddr::new(config.server.host, config.server.port);
     let shutdown_timeout = config.server.shutdown_timeout.0;
-    let service = Arc::new(Service::build(config)?);
+    let service = Arc::new(Service::build(config).await?);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| RunError::Bind { addr, source })?;
@@ -69,6 +69,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         shutdown.cancel();
         let served = server.await;
         state.connections_closed().await;
+        service.backend.shutdown().await;
         served
     };
     match tokio::time::timeout(shutdown_timeout, graceful).await {

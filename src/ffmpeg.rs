@@ -140,6 +140,28 @@ impl FfmpegSettings {
         CommandSpec::new(self.binary.clone(), args).with_stdin_pipe()
     }
 
+    /// A publisher of `source` to an RTSP server (MediaMTX's `runOnInit` for test patterns and
+    /// V4L2 devices): H.264 with a one-second GOP, so new readers start fast.
+    pub fn publish(&self, source: &Source, rtsp_url: &str) -> CommandSpec {
+        let mut args = strings(&["-hide_banner", "-loglevel", "warning"]);
+        args.extend(self.input_args(source, true));
+        args.extend(strings(&[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+        ]));
+        args.push(self.gop(source).to_string());
+        args.extend(strings(&["-f", "rtsp", "-rtsp_transport", "tcp"]));
+        args.push(rtsp_url.to_owned());
+        CommandSpec::new(self.binary.clone(), args)
+    }
+
     /// `ffprobe` printing the container duration in seconds.
     pub fn probe_duration(&self, file: &Path) -> CommandSpec {
         let mut args = strings(&[

@@ -8,11 +8,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod backend;
 pub mod camera;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod ffmpeg;
+pub mod mediamtx;
 pub mod metrics;
 pub mod notify;
 pub mod process;

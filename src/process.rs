@@ -14,8 +14,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::task::JoinHandle;
 
-/// Lines of stderr kept for error reports.
+/// Lines of output kept for error reports.
 const STDERR_TAIL_LINES: usize = 20;
+/// How long `wait` lets the output readers finish after the child exited.
+const PIPE_DRAIN: Duration = Duration::from_millis(500);
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +28,8 @@ pub struct CommandSpec {
     pub args: Vec<String>,
     /// Whether the child gets a stdin pipe (FFmpeg stops cleanly on `q`) or `/dev/null`.
     pub stdin: StdinMode,
-    /// Whether stdout is captured ([`run_capturing`]) or goes to `/dev/null`.
+    /// Whether stdout is returned raw ([`run_capturing`]) or, like stderr, logged and kept in
+    /// the tail used for error reports.
     pub capture_stdout: bool,
 }
 
@@ -163,7 +166,7 @@ pub struct ManagedChild {
     argv: Argv,
     stdin: Option<ChildStdin>,
     tail: Tail,
-    stderr_reader: Option<JoinHandle<()>>,
+    readers: Vec<JoinHandle<()>>,
     reaped: bool,
 }
 
@@ -174,11 +177,7 @@ pub fn spawn(spec: &CommandSpec) -> Result<ManagedChild, ProcessError> {
     command
         .args(&spec.args)
         .process_group(0)
-        .stdout(if spec.capture_stdout {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .stdin(match spec.stdin {
             StdinMode::Null => Stdio::null(),
@@ -192,29 +191,37 @@ pub fn spawn(spec: &CommandSpec) -> Result<ManagedChild, ProcessError> {
     let pgid = Pid::from_raw(i32::try_from(pid).expect("pids fit in i32"));
     tracing::debug!(pid, %argv, "spawned");
     let tail: Tail = Arc::default();
-    let stderr_reader = child.stderr.take().map(|stderr| {
-        let tail = Arc::clone(&tail);
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                tracing::debug!(pid, "stderr: {line}");
-                let mut tail = tail.lock().expect("stderr tail lock");
-                if tail.len() == STDERR_TAIL_LINES {
-                    tail.pop_front();
-                }
-                tail.push_back(line);
-            }
-        })
-    });
+    let mut readers = Vec::new();
+    if let Some(stderr) = child.stderr.take() {
+        readers.push(tokio::spawn(log_lines(stderr, pid, Arc::clone(&tail))));
+    }
+    if !spec.capture_stdout {
+        if let Some(stdout) = child.stdout.take() {
+            readers.push(tokio::spawn(log_lines(stdout, pid, Arc::clone(&tail))));
+        }
+    }
     Ok(ManagedChild {
         stdin: child.stdin.take(),
         child,
         pgid,
         argv,
         tail,
-        stderr_reader,
+        readers,
         reaped: false,
     })
+}
+
+/// Logs each line of a child's output and keeps the last ones in `tail`.
+async fn log_lines(pipe: impl tokio::io::AsyncRead + Unpin, pid: u32, tail: Tail) {
+    let mut lines = BufReader::new(pipe).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::debug!(pid, "output: {line}");
+        let mut tail = tail.lock().expect("output tail lock");
+        if tail.len() == STDERR_TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
 }
 
 /// Runs `spec` to completion within `limit`; a non-zero exit is [`ProcessError::Failed`].
@@ -252,9 +259,9 @@ impl ManagedChild {
                 source,
             })?;
         self.reaped = true;
-        if let Some(reader) = self.stderr_reader.take() {
-            // The pipe closes when the group is gone; do not hang on a grandchild holding it.
-            let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
+        // The pipes close when the group is gone; do not hang on a grandchild holding one.
+        for reader in std::mem::take(&mut self.readers) {
+            let _ = tokio::time::timeout(PIPE_DRAIN, reader).await;
         }
         Ok(status)
     }

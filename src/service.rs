@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::auth::{self, AuthError, Authenticator};
+use crate::backend::{Backend, BackendError};
 use crate::camera::{CameraInfo, CameraRegistry, CameraStatus, Capabilities, Source};
 use crate::config::{parse_size, Config};
 use crate::ffmpeg::FfmpegSettings;
@@ -16,22 +17,6 @@ use crate::retention::RetentionPolicy;
 use crate::snapshot::Snapshotter;
 use crate::storage::{Storage, StorageError};
 
-/// Which media backend serves the cameras.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Backend {
-    /// Snapshots and recordings straight from the source with FFmpeg; no stream URLs.
-    DirectFfmpeg,
-}
-
-impl Backend {
-    /// Name reported by `get_status` and `get_server_info`.
-    pub const fn name(&self) -> &'static str {
-        match self {
-            Backend::DirectFfmpeg => "ffmpeg",
-        }
-    }
-}
-
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -41,6 +26,9 @@ pub enum StartError {
     /// Secret or API key file problem.
     #[error("failed to load credentials: {0}")]
     Auth(#[from] AuthError),
+    /// The media backend could not be set up.
+    #[error("failed to set up the media backend: {0}")]
+    Backend(#[from] BackendError),
 }
 
 /// Everything request handlers need.
@@ -85,8 +73,8 @@ pub fn load_authenticator(config: &Config) -> Result<(Authenticator, PathBuf, bo
 }
 
 impl Service {
-    /// Builds the service from a validated configuration.
-    pub fn build(config: Config) -> Result<Self, StartError> {
+    /// Builds the service from a validated configuration, starting the media backend.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
         let storage = Storage::new(config.storage.data_dir.clone());
         storage.create_dirs()?;
         let (auth, secret_path, created) = load_authenticator(&config)?;
@@ -110,6 +98,7 @@ impl Service {
             testsrc_size: (testsrc_w, testsrc_h),
             testsrc_fps: config.cameras.testsrc_fps,
         };
+        let backend = Backend::start(&config, &cameras, &ffmpeg).await?;
         let recorder = Recorder::new(
             storage.clone(),
             ffmpeg.clone(),
@@ -141,7 +130,7 @@ impl Service {
             ffmpeg,
             retention: Mutex::new(RetentionPolicy::default()),
             metrics: Metrics::default(),
-            backend: Backend::DirectFfmpeg,
+            backend,
             started: Instant::now(),
         })
     }

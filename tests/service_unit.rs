@@ -5,6 +5,7 @@ mod service_unit {
     pub mod config;
     pub mod envelope;
     pub mod ffmpeg;
+    pub mod mediamtx;
     pub mod process;
     pub mod storage;
 }

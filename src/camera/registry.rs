@@ -99,11 +99,6 @@ impl CameraRegistry {
         *self.streams.write().expect("streams lock") = urls;
     }
 
-    /// Whether stream URLs are reported (a MediaMTX backend is active).
-    pub fn has_streams(&self) -> bool {
-        self.streams.read().expect("streams lock").is_some()
-    }
-
     /// All cameras, in id order.
     pub fn list(&self) -> Vec<CameraInfo> {
         self.cameras.read().expect("cameras lock").clone()

@@ -109,7 +109,11 @@ pub async fn dispatch(
                 "fps": camera.capabilities.fps,
             }))
         }
-        Method::GetStreams => Ok(streams(service)),
+        Method::GetStreams => service
+            .backend
+            .streams(&service.cameras)
+            .await
+            .map_err(|e| RpcError::new(ErrorKind::MediaBackend, e.to_string())),
         Method::ListRecordings => list_files(service, FileKind::Recording, params),
         Method::ListSnapshots => list_files(service, FileKind::Snapshot, params),
         Method::GetRecordingInfo => recording_info(service, params).await,
@@ -192,19 +196,6 @@ fn camera_status(service: &Service, params: Params<'_>) -> Result<Value, RpcErro
     Ok(result)
 }
 
-fn streams(service: &Service) -> Value {
-    if !service.cameras.has_streams() {
-        return json!([]);
-    }
-    let streams: Vec<Value> = service
-        .cameras
-        .list()
-        .iter()
-        .map(|c| json!({ "name": c.id, "urls": service.cameras.streams_of(&c.id) }))
-        .collect();
-    json!(streams)
-}
-
 fn list_files(service: &Service, kind: FileKind, params: Params<'_>) -> Result<Value, RpcError> {
     let limit = params
         .optional_integer("limit", 1, MAX_LIST_LIMIT)?
@@ -241,8 +232,15 @@ async fn probe_duration(service: &Service, path: &std::path::Path) -> Option<f64
     output.trim().parse().ok()
 }
 
+/// The camera with the source its media is read from (its MediaMTX path, if any).
+fn media_camera(service: &Service, params: Params<'_>) -> Result<CameraInfo, RpcError> {
+    let mut camera = camera(service, params)?;
+    camera.source = service.backend.media_source(&camera);
+    Ok(camera)
+}
+
 async fn take_snapshot(service: &Service, params: Params<'_>) -> Result<Value, RpcError> {
-    let camera = camera(service, params)?;
+    let camera = media_camera(service, params)?;
     let format = match params.optional_string("format")? {
         None | Some("jpg" | "jpeg") => ImageFormat::Jpeg,
         Some("png") => ImageFormat::Png,
@@ -271,7 +269,7 @@ async fn take_snapshot(service: &Service, params: Params<'_>) -> Result<Value, R
 }
 
 async fn start_recording(service: &Service, params: Params<'_>) -> Result<Value, RpcError> {
-    let camera = camera(service, params)?;
+    let camera = media_camera(service, params)?;
     let max = service.config.ffmpeg.max_recording.0.as_secs().max(1);
     let duration = [
         ("duration", 1),

@@ -1,0 +1,213 @@
+//! The media backend: MediaMTX (managed or external; one path per camera, stream URLs, and
+//! snapshots and recordings read from its RTSP server) or direct FFmpeg from each source.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+
+use crate::camera::{CameraInfo, CameraRegistry, Source, StreamUrls};
+use crate::config::{Config, MediamtxMode};
+use crate::ffmpeg::FfmpegSettings;
+use crate::mediamtx::{
+    find_binary, path_config, render_config, ManagedPorts, MediamtxClient, MediamtxError, PathSet,
+    Supervisor, SupervisorError, SupervisorSettings,
+};
+
+/// Why the configured backend could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// `mediamtx.mode = "managed"` but no binary was found.
+    #[error("mediamtx.mode is `managed` but no MediaMTX binary was found (set mediamtx.binary or MEDIAMTX_BIN, or put `mediamtx` on PATH)")]
+    NoBinary,
+    /// The managed instance failed to start.
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+    /// The external instance refused a path.
+    #[error("external MediaMTX: {0}")]
+    External(#[from] MediamtxError),
+}
+
+/// The MediaMTX side of the service.
+#[derive(Debug)]
+pub struct Mediamtx {
+    client: MediamtxClient,
+    rtsp_port: u16,
+    paths: PathSet,
+    supervisor: Mutex<Option<Supervisor>>,
+    ffmpeg: FfmpegSettings,
+}
+
+/// Which media backend serves the cameras.
+#[derive(Debug)]
+pub enum Backend {
+    /// Snapshots and recordings straight from the source with FFmpeg; no stream URLs.
+    DirectFfmpeg,
+    /// MediaMTX publishes every camera.
+    Mediamtx(Mediamtx),
+}
+
+impl Backend {
+    /// Sets up the backend `config` asks for, registering `cameras` as MediaMTX paths.
+    pub async fn start(
+        config: &Config,
+        cameras: &CameraRegistry,
+        ffmpeg: &FfmpegSettings,
+    ) -> Result<Self, BackendError> {
+        let settings = &config.mediamtx;
+        let binary = match settings.mode {
+            MediamtxMode::Off => return Ok(Backend::DirectFfmpeg),
+            MediamtxMode::External => None,
+            MediamtxMode::Managed => {
+                Some(find_binary(&settings.binary).ok_or(BackendError::NoBinary)?)
+            }
+            MediamtxMode::Auto => match find_binary(&settings.binary) {
+                Some(binary) => Some(binary),
+                None => {
+                    tracing::info!("no MediaMTX binary found (mediamtx.binary, MEDIAMTX_BIN, PATH); using the direct FFmpeg backend without stream URLs");
+                    return Ok(Backend::DirectFfmpeg);
+                }
+            },
+        };
+        let api_url = match &binary {
+            Some(_) => format!("http://127.0.0.1:{}", settings.api_port),
+            None => settings.api_url.clone(),
+        };
+        let client = MediamtxClient::new(&api_url, settings.api_timeout.0);
+        let paths: PathSet = Arc::new(Mutex::new(BTreeMap::new()));
+        let mediamtx = Mediamtx {
+            client: client.clone(),
+            rtsp_port: settings.rtsp_port,
+            paths: Arc::clone(&paths),
+            supervisor: Mutex::new(None),
+            ffmpeg: ffmpeg.clone(),
+        };
+        for camera in cameras.list() {
+            mediamtx.remember(&camera);
+        }
+        match binary {
+            Some(binary) => {
+                let ports = ManagedPorts {
+                    api: settings.api_port,
+                    rtsp: settings.rtsp_port,
+                    hls: settings.hls_port,
+                    webrtc: settings.webrtc_port,
+                };
+                let host = config.server.host;
+                let supervisor = Supervisor::start(
+                    SupervisorSettings {
+                        binary,
+                        config_path: config.storage.data_dir.join("mediamtx.yml"),
+                        client,
+                        startup_timeout: settings.startup_timeout.0,
+                        stop_grace: config.ffmpeg.stop_grace.0,
+                        max_backoff: settings.max_restart_backoff.0,
+                    },
+                    |version| render_config(version, host, ports),
+                    paths,
+                )
+                .await?;
+                *mediamtx.supervisor.lock().expect("supervisor lock") = Some(supervisor);
+            }
+            None => {
+                for camera in cameras.list() {
+                    mediamtx.register(&camera).await?;
+                }
+            }
+        }
+        cameras.set_stream_urls(Some(StreamUrls {
+            host: settings.public_host.clone(),
+            rtsp_port: settings.rtsp_port,
+            hls_port: settings.hls_port,
+            webrtc_port: settings.webrtc_port,
+        }));
+        Ok(Backend::Mediamtx(mediamtx))
+    }
+
+    /// Name reported by `get_status`, `get_server_info` and `/ready`.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Backend::DirectFfmpeg => "ffmpeg",
+            Backend::Mediamtx(_) => "mediamtx",
+        }
+    }
+
+    /// Where snapshots and recordings of `camera` read from: the source itself, or the
+    /// camera's MediaMTX path (so a V4L2 device keeps one reader).
+    pub fn media_source(&self, camera: &CameraInfo) -> Source {
+        match self {
+            Backend::DirectFfmpeg => camera.source.clone(),
+            Backend::Mediamtx(mediamtx) => Source::Rtsp(format!(
+                "rtsp://127.0.0.1:{}/{}",
+                mediamtx.rtsp_port, camera.id
+            )),
+        }
+    }
+
+    /// Registers a camera that appeared after start.
+    pub async fn add_camera(&self, camera: &CameraInfo) -> Result<(), MediamtxError> {
+        match self {
+            Backend::DirectFfmpeg => Ok(()),
+            Backend::Mediamtx(mediamtx) => {
+                mediamtx.remember(camera);
+                mediamtx.register(camera).await
+            }
+        }
+    }
+
+    /// `get_streams`: one entry per MediaMTX path of a camera; empty without MediaMTX.
+    pub async fn streams(&self, cameras: &CameraRegistry) -> Result<Value, MediamtxError> {
+        let Backend::Mediamtx(mediamtx) = self else {
+            return Ok(json!([]));
+        };
+        let states = mediamtx.client.list_paths().await?;
+        let streams: Vec<Value> = cameras
+            .list()
+            .iter()
+            .map(|camera| {
+                let state = states.iter().find(|s| s.name == camera.id);
+                json!({
+                    "name": camera.id,
+                    "ready": state.is_some_and(|s| s.ready),
+                    "readers": state.map_or(0, |s| s.readers.len()),
+                    "bytes_sent": state.map_or(0, |s| s.bytes_sent),
+                    "urls": cameras.streams_of(&camera.id),
+                })
+            })
+            .collect();
+        Ok(json!(streams))
+    }
+
+    /// Stops a managed MediaMTX.
+    pub async fn shutdown(&self) {
+        if let Backend::Mediamtx(mediamtx) = self {
+            let supervisor = mediamtx.supervisor.lock().expect("supervisor lock").take();
+            if let Some(supervisor) = supervisor {
+                supervisor.shutdown().await;
+            }
+        }
+    }
+}
+
+impl Mediamtx {
+    fn remember(&self, camera: &CameraInfo) {
+        let config = path_config(&camera.source, &camera.id, self.rtsp_port, &self.ffmpeg);
+        self.paths
+            .lock()
+            .expect("path set lock")
+            .insert(camera.id.clone(), config);
+    }
+
+    async fn register(&self, camera: &CameraInfo) -> Result<(), MediamtxError> {
+        let config = self
+            .paths
+            .lock()
+            .expect("path set lock")
+            .get(&camera.id)
+            .cloned();
+        match config {
+            Some(config) => self.client.register_path(&camera.id, &config).await,
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The MediaMTX v3 control API, with verbs and paths as MediaMTX defines them: `replace` is the
+//! idempotent register (upsert since v1.8.2), `delete` is `DELETE`, any 2xx is success whatever
+//! the body (empty up to v1.16, `{"status":"ok"}` after), and an error body's `error` field is
+//! carried into the error.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A failed API call, with method, URL, status and MediaMTX's message.
+#[derive(Debug, thiserror::Error)]
+pub enum MediamtxError {
+    /// No HTTP response (connection refused, timeout, …).
+    #[error("MediaMTX API {method} {url}: {source}")]
+    Request {
+        /// HTTP method.
+        method: &'static str,
+        /// Full URL.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A non-2xx response.
+    #[error("MediaMTX API {method} {url} answered {status}: {message}")]
+    Status {
+        /// HTTP method.
+        method: &'static str,
+        /// Full URL.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The `error` field of a JSON body, else the body text.
+        message: String,
+    },
+    /// A 2xx response whose body is not what the API documents.
+    #[error("MediaMTX API {method} {url}: unexpected body: {reason}")]
+    Body {
+        /// HTTP method.
+        method: &'static str,
+        /// Full URL.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl MediamtxError {
+    /// The HTTP status, when there was a response.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            MediamtxError::Status { status, .. } => Some(*status),
+            MediamtxError::Request { .. } | MediamtxError::Body { .. } => None,
+        }
+    }
+}
+
+/// Runtime state of a path (`GET /v3/paths/get/{name}`), fields common to v1.x versions.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PathState {
+    /// Path name.
+    pub name: String,
+    /// Whether a stream is available (`ready`, kept in all versions).
+    #[serde(default)]
+    pub ready: bool,
+    /// Codec names of the tracks.
+    #[serde(default)]
+    pub tracks: Vec<String>,
+    /// Bytes sent to readers (`bytesSent`, deprecated but filled in v1.17+).
+    #[serde(default, rename = "bytesSent")]
+    pub bytes_sent: u64,
+    /// Readers.
+    #[serde(default)]
+    pub readers: Vec<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Page<T> {
+    #[serde(rename = "pageCount")]
+    page_count: u64,
+    items: Vec<T>,
+}
+
+/// A client of one MediaMTX API base URL (`http://127.0.0.1:9997`).
+#[derive(Debug, Clone)]
+pub struct MediamtxClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl MediamtxClient {
+    /// A client with a per-request `timeout` (keep it above MediaMTX's delayed 401, up to 4 s).
+    pub fn new(base_url: &str, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .no_proxy()
+            .build()
+            .expect("a plain HTTP client always builds");
+        Self {
+            base: base_url.trim_end_matches('/').to_owned(),
+            http,
+        }
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Registers (creates or replaces) the configuration of path `name`:
+    /// `POST /v3/config/paths/replace/{name}`.
+    pub async fn register_path(&self, name: &str, config: &Value) -> Result<(), MediamtxError> {
+        let url = format!("{}/v3/config/paths/replace/{name}", self.base);
+        let response = self.http.post(&url).json(config).send().await;
+        self.expect_success("POST", url, response).await.map(drop)
+    }
+
+    /// Deletes the configuration of path `name`: `DELETE /v3/config/paths/delete/{name}`.
+    /// A missing path is `Ok(false)`.
+    pub async fn delete_path(&self, name: &str) -> Result<bool, MediamtxError> {
+        let url = format!("{}/v3/config/paths/delete/{name}", self.base);
+        let response = self.http.delete(&url).send().await;
+        match self.expect_success("DELETE", url, response).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runtime state of path `name`: `GET /v3/paths/get/{name}`; `None` for 404.
+    pub async fn path_state(&self, name: &str) -> Result<Option<PathState>, MediamtxError> {
+        let url = format!("{}/v3/paths/get/{name}", self.base);
+        let response = self.http.get(&url).send().await;
+        match self.expect_success("GET", url.clone(), response).await {
+            Ok(body) => parse("GET", &url, &body).map(Some),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every runtime path: `GET /v3/paths/list`, following the pages.
+    pub async fn list_paths(&self) -> Result<Vec<PathState>, MediamtxError> {
+        let mut items = Vec::new();
+        let mut page = 0u64;
+        loop {
+            let url = format!("{}/v3/paths/list?page={page}&itemsPerPage=100", self.base);
+            let response = self.http.get(&url).send().await;
+            let body = self.expect_success("GET", url.clone(), response).await?;
+            let parsed: Page<PathState> = parse("GET", &url, &body)?;
+            items.extend(parsed.items);
+            page += 1;
+            if page >= parsed.page_count {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Whether the API answers: `GET /v3/paths/list?itemsPerPage=1` returns 2xx.
+    pub async fn check(&self) -> Result<(), MediamtxError> {
+        let url = format!("{}/v3/paths/list?itemsPerPage=1", self.base);
+        let response = self.http.get(&url).send().await;
+        self.expect_success("GET", url, response).await.map(drop)
+    }
+
+    async fn expect_success(
+        &self,
+        method: &'static str,
+        url: String,
+        response: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<String, MediamtxError> {
+        let response = match response {
+            Ok(response) => response,
+            Err(source) => {
+                return Err(MediamtxError::Request {
+                    method,
+                    url,
+                    source,
+                })
+            }
+        };
+        let status = response.status();
+        let body = match response.text().await {
+            Ok(body) => body,
+            Err(source) => {
+                return Err(MediamtxError::Request {
+                    method,
+                    url,
+                    source,
+                })
+            }
+        };
+        if status.is_success() {
+            return Ok(body);
+        }
+        let message = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| body.trim().to_owned());
+        Err(MediamtxError::Status {
+            method,
+            url,
+            status: status.as_u16(),
+            message,
+        })
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    method: &'static str,
+    url: &str,
+    body: &str,
+) -> Result<T, MediamtxError> {
+    serde_json::from_str(body).map_err(|e| MediamtxError::Body {
+        method,
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })
+}
