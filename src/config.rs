@@ -97,7 +97,7 @@ pub struct CamerasConfig {
     pub testsrc_fps: u32,
     /// Discover V4L2 capture devices (they get the ids after the configured ones). Default: `true`.
     pub discover_v4l2: bool,
-    /// Interval of the V4L2 hot-plug scan. Default: `1s`.
+    /// Interval of the V4L2 hot-plug scan. Default: `500ms`.
     pub discovery_interval: ConfigDuration,
 }
 
@@ -215,7 +215,7 @@ impl Default for CamerasConfig {
             testsrc_size: "640x480".to_owned(),
             testsrc_fps: 30,
             discover_v4l2: true,
-            discovery_interval: ConfigDuration::secs(1),
+            discovery_interval: ConfigDuration(Duration::from_millis(500)),
         }
     }
 }

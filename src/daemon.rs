@@ -9,6 +9,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
+use crate::camera::discovery;
 use crate::config::Config;
 use crate::service::{Service, StartError};
 
@@ -60,6 +61,13 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     );
     tracing::info!("listening on {local}");
     let server = tokio::spawn(api::serve(listener, state.clone()));
+    if service.config.cameras.discover_v4l2 {
+        tokio::spawn(discovery::run(
+            Arc::clone(&service),
+            service.config.cameras.discovery_interval.0,
+            shutdown.clone(),
+        ));
+    }
     tokio::select! {
         _ = sigterm.recv() => tracing::info!("SIGTERM received, shutting down"),
         _ = sigint.recv() => tracing::info!("SIGINT received, shutting down"),

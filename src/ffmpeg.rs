@@ -83,26 +83,21 @@ impl FfmpegSettings {
     ) -> CommandSpec {
         let mut args = strings(&["-hide_banner", "-nostdin", "-loglevel", "error"]);
         args.extend(self.input_args(source, false));
-        args.extend(strings(&["-frames:v", "1", "-update", "1"]));
-        match format {
-            ImageFormat::Jpeg => {
-                args.extend(strings(&["-c:v", "mjpeg", "-q:v"]));
-                args.push(jpeg_qscale(quality).to_string());
-            }
-            ImageFormat::Png => args.extend(strings(&["-c:v", "png"])),
-        }
-        args.extend(strings(&["-f", "image2", "-y"]));
+        args.extend(self.still_output_args(format, quality));
         args.push(output.display().to_string());
         CommandSpec::new(self.binary.clone(), args)
     }
 
     /// A recording of `source` into fragmented MP4 at `output`, stopped by `-t duration` when
-    /// given. Stdin is piped so the service can stop it with `q`.
+    /// given. Stdin is piped so the service can stop it with `q`. With `live_frame`, a second
+    /// output keeps the latest frame there as JPEG (one per second), so snapshots of a
+    /// single-reader device come from this pipeline instead of a second open.
     pub fn recording(
         &self,
         source: &Source,
         duration: Option<Duration>,
         output: &Path,
+        live_frame: Option<&Path>,
     ) -> CommandSpec {
         let mut args = strings(&["-hide_banner", "-loglevel", "error"]);
         args.extend(self.input_args(source, true));
@@ -137,7 +132,45 @@ impl FfmpegSettings {
             "-y",
         ]));
         args.push(output.display().to_string());
+        if let Some(live) = live_frame {
+            args.extend(strings(&["-map", "0:v", "-vf", "fps=1"]));
+            if let Some(duration) = duration {
+                args.push("-t".into());
+                args.push(format_seconds(duration));
+            }
+            args.extend(strings(&["-update", "1", "-c:v", "mjpeg", "-q:v", "2"]));
+            args.extend(strings(&["-f", "image2", "-y"]));
+            args.push(live.display().to_string());
+        }
         CommandSpec::new(self.binary.clone(), args).with_stdin_pipe()
+    }
+
+    /// Re-encodes a still image file (a copy of a recording's live frame) into a snapshot.
+    pub fn convert_still(
+        &self,
+        input: &Path,
+        format: ImageFormat,
+        quality: u8,
+        output: &Path,
+    ) -> CommandSpec {
+        let mut args = strings(&["-hide_banner", "-nostdin", "-loglevel", "error", "-i"]);
+        args.push(input.display().to_string());
+        args.extend(self.still_output_args(format, quality));
+        args.push(output.display().to_string());
+        CommandSpec::new(self.binary.clone(), args)
+    }
+
+    fn still_output_args(&self, format: ImageFormat, quality: u8) -> Vec<String> {
+        let mut args = strings(&["-frames:v", "1", "-update", "1"]);
+        match format {
+            ImageFormat::Jpeg => {
+                args.extend(strings(&["-c:v", "mjpeg", "-q:v"]));
+                args.push(jpeg_qscale(quality).to_string());
+            }
+            ImageFormat::Png => args.extend(strings(&["-c:v", "png"])),
+        }
+        args.extend(strings(&["-f", "image2", "-y"]));
+        args
     }
 
     /// A publisher of `source` to an RTSP server (MediaMTX's `runOnInit` for test patterns and

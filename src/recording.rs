@@ -119,6 +119,7 @@ pub struct Finished {
 
 struct Active {
     filename: String,
+    live_frame: Option<PathBuf>,
     stop_tx: mpsc::Sender<oneshot::Sender<Finished>>,
     stopping: bool,
 }
@@ -189,6 +190,23 @@ impl Recorder {
         active.values().map(|a| a.filename.clone()).collect()
     }
 
+    /// The latest-frame JPEG of `camera`'s recording, when it records a single-reader device.
+    pub fn live_frame(&self, camera: &str) -> Option<PathBuf> {
+        let active = self.inner.active.lock().expect("recorder lock");
+        active.get(camera).and_then(|a| a.live_frame.clone())
+    }
+
+    /// `<data_dir>/live/<camera>.jpg`, the directory created on demand.
+    fn live_frame_path(&self, camera: &str) -> Result<PathBuf, RecordingError> {
+        let dir = self.inner.storage.data_dir().join("live");
+        std::fs::create_dir_all(&dir).map_err(|source| StorageError::Io {
+            operation: "create directory",
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(dir.join(format!("{camera}.jpg")))
+    }
+
     /// Number of recordings in progress.
     pub fn active_count(&self) -> usize {
         self.inner.active.lock().expect("recorder lock").len()
@@ -209,6 +227,11 @@ impl Recorder {
             });
         }
         let (stop_tx, stop_rx) = mpsc::channel(1);
+        let live_frame = camera
+            .source
+            .is_exclusive()
+            .then(|| self.live_frame_path(&camera.id))
+            .transpose()?;
         let session_id = uuid::Uuid::new_v4().to_string();
         let (filename, path) = {
             let mut active = inner.active.lock().expect("recorder lock");
@@ -220,13 +243,16 @@ impl Recorder {
                 camera.id.clone(),
                 Active {
                     filename: filename.clone(),
+                    live_frame: live_frame.clone(),
                     stop_tx,
                     stopping: false,
                 },
             );
             (filename, path)
         };
-        let spec = inner.ffmpeg.recording(&camera.source, duration, &path);
+        let spec = inner
+            .ffmpeg
+            .recording(&camera.source, duration, &path, live_frame.as_deref());
         let started_at = SystemTime::now();
         let child = match self
             .spawn_and_wait_for_output(&camera.id, &spec, &path)

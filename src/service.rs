@@ -89,6 +89,9 @@ impl Service {
             configured_cameras(&config),
             notifier.clone(),
         ));
+        if config.cameras.discover_v4l2 {
+            crate::camera::discovery::scan_into(&cameras);
+        }
         let (testsrc_w, testsrc_h) =
             parse_size(&config.cameras.testsrc_size).expect("validated by Config::load");
         let ffmpeg = FfmpegSettings {

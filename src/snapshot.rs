@@ -1,6 +1,7 @@
 //! Snapshots with the direct FFmpeg backend: one still image per call, written into
 //! `snapshots/` under a validated name.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -9,6 +10,9 @@ use crate::ffmpeg::{FfmpegSettings, ImageFormat};
 use crate::process::{self, ProcessError};
 use crate::recording::Recorder;
 use crate::storage::{rfc3339, FileKind, Storage, StorageError};
+
+/// Delay between attempts to read a recording's live frame.
+const LIVE_FRAME_RETRY: Duration = Duration::from_millis(200);
 
 /// A snapshot request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,9 +51,15 @@ pub enum SnapshotError {
         #[source]
         source: ProcessError,
     },
-    /// A V4L2 camera has one reader, and it is recording.
-    #[error("camera {0} is recording and its device allows one reader; stop the recording first")]
-    DeviceBusy(String),
+    /// The recording pipeline of a single-reader camera has not produced a frame in time.
+    #[error("camera {camera} is recording and its recording produced no frame within {}",
+        humantime::format_duration(*timeout))]
+    NoLiveFrame {
+        /// Camera id.
+        camera: String,
+        /// How long it waited.
+        timeout: Duration,
+    },
 }
 
 /// Takes snapshots.
@@ -111,19 +121,29 @@ impl Snapshotter {
     ) -> Result<Snapshot, SnapshotError> {
         let filename = Self::file_name(&camera.id, request);
         let path = self.storage.path_of(FileKind::Snapshot, &filename)?;
-        if camera.source.is_exclusive() && self.recorder.is_recording(&camera.id) {
-            return Err(SnapshotError::DeviceBusy(camera.id.clone()));
-        }
-        let spec = self
-            .ffmpeg
-            .snapshot(&camera.source, request.format, request.quality, &path);
         let taken_at = SystemTime::now();
-        if let Err(source) = process::run(&spec, self.timeout).await {
+        let live_frame = camera
+            .source
+            .is_exclusive()
+            .then(|| self.recorder.live_frame(&camera.id))
+            .flatten();
+        let result = match live_frame {
+            Some(live) => self.from_live_frame(camera, &live, request, &path).await,
+            None => {
+                let spec =
+                    self.ffmpeg
+                        .snapshot(&camera.source, request.format, request.quality, &path);
+                process::run(&spec, self.timeout)
+                    .await
+                    .map_err(|source| SnapshotError::Ffmpeg {
+                        camera: camera.id.clone(),
+                        source,
+                    })
+            }
+        };
+        if let Err(error) = result {
             self.cameras.set_status(&camera.id, CameraStatus::Error);
-            return Err(SnapshotError::Ffmpeg {
-                camera: camera.id.clone(),
-                source,
-            });
+            return Err(error);
         }
         self.cameras.set_status(&camera.id, CameraStatus::Connected);
         let file_size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -132,6 +152,50 @@ impl Snapshotter {
             filename,
             timestamp: rfc3339(taken_at),
             file_size,
+        })
+    }
+
+    /// A snapshot of a single-reader device that is recording: a copy of the recording's
+    /// latest frame, re-encoded. The frame file may be caught mid-write, so a copy that does not
+    /// decode is retried until the timeout.
+    async fn from_live_frame(
+        &self,
+        camera: &CameraInfo,
+        live: &Path,
+        request: &SnapshotRequest,
+        output: &Path,
+    ) -> Result<(), SnapshotError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let copy = output.with_file_name(format!(
+            ".{}.live.jpg",
+            output
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        ));
+        let mut last_error = None;
+        while tokio::time::Instant::now() < deadline {
+            if std::fs::copy(live, &copy).is_ok() {
+                let spec =
+                    self.ffmpeg
+                        .convert_still(&copy, request.format, request.quality, output);
+                let result = process::run(&spec, self.timeout).await;
+                let _ = std::fs::remove_file(&copy);
+                match result {
+                    Ok(()) => return Ok(()),
+                    Err(e) => last_error = Some(e),
+                }
+            }
+            tokio::time::sleep(LIVE_FRAME_RETRY).await;
+        }
+        Err(match last_error {
+            Some(source) => SnapshotError::Ffmpeg {
+                camera: camera.id.clone(),
+                source,
+            },
+            None => SnapshotError::NoLiveFrame {
+                camera: camera.id.clone(),
+                timeout: self.timeout,
+            },
         })
     }
 }

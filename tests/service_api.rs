@@ -9,6 +9,7 @@ mod service_api {
     pub mod methods;
     pub mod recording;
     pub mod snapshot;
+    pub mod v4l2;
 }
 mod support;
 

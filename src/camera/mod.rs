@@ -1,5 +1,6 @@
 //! Cameras: sources, the registry of known cameras, and V4L2 discovery.
 
+pub mod discovery;
 mod registry;
 mod source;
 

@@ -179,15 +179,6 @@ impl CameraRegistry {
             .send("camera_status_update", self.summary(&camera));
         camera.id
     }
-
-    /// Ids of cameras whose source is a V4L2 device.
-    pub fn v4l2_sources(&self) -> Vec<(String, Source)> {
-        self.list()
-            .into_iter()
-            .filter(|c| matches!(c.source, Source::V4l2(_)))
-            .map(|c| (c.id, c.source))
-            .collect()
-    }
 }
 
 fn next_free_id(cameras: &[CameraInfo]) -> String {

@@ -123,8 +123,9 @@ impl From<crate::snapshot::SnapshotError> for RpcError {
         use crate::snapshot::SnapshotError;
         match e {
             SnapshotError::Storage(e) => e.into(),
-            SnapshotError::Ffmpeg { .. } => Self::new(ErrorKind::MediaBackend, e.to_string()),
-            SnapshotError::DeviceBusy(_) => Self::new(ErrorKind::InvalidState, e.to_string()),
+            SnapshotError::Ffmpeg { .. } | SnapshotError::NoLiveFrame { .. } => {
+                Self::new(ErrorKind::MediaBackend, e.to_string())
+            }
         }
     }
 }

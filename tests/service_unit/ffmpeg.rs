@@ -71,6 +71,7 @@ fn timed_recording_has_t_before_the_output_and_fragmented_mp4() -> anyhow::Resul
         &Source::TestPattern,
         Some(Duration::from_millis(2500)),
         output,
+        None,
     );
     let args = &spec.args;
     let input = position(args, "-i");
@@ -90,7 +91,7 @@ fn timed_recording_has_t_before_the_output_and_fragmented_mp4() -> anyhow::Resul
     assert_eq!(args[position(args, "-g") + 1], "25", "one-second GOP");
     assert_eq!(args.last().map(Path::new), Some(output));
     assert_eq!(spec.stdin, StdinMode::Piped, "stopped with `q` on stdin");
-    let untimed = settings().recording(&Source::V4l2("/dev/video0".into()), None, output);
+    let untimed = settings().recording(&Source::V4l2("/dev/video0".into()), None, output, None);
     assert!(!untimed.args.contains(&"-t".to_owned()));
     let v4l2_input = position(&untimed.args, "-i");
     assert_eq!(untimed.args[v4l2_input - 1], "v4l2");
@@ -120,5 +121,57 @@ async fn built_snapshot_command_produces_a_decodable_image(
         Duration::from_secs(30),
     )?;
     assert_eq!(String::from_utf8(probe.stdout)?.trim(), "mjpeg,320,240");
+    Ok(())
+}
+
+#[realtest::test(tags = ["needs-ffmpeg"], timeout = "60s")]
+async fn recording_with_a_live_frame_writes_both_outputs(
+    ctx: &mut realtest::Ctx,
+) -> anyhow::Result<()> {
+    let dir = ctx.temp_dir()?;
+    let (video, live) = (dir.join("r.mp4"), dir.join("live.jpg"));
+    let spec = settings().recording(
+        &Source::TestPattern,
+        Some(Duration::from_secs(2)),
+        &video,
+        Some(&live),
+    );
+    let live_at = position(&spec.args, &live.display().to_string());
+    assert!(position(&spec.args, &video.display().to_string()) < live_at);
+    let mut child = camera_service::process::spawn(&spec)?;
+    let status = child.wait_with_limit(Duration::from_secs(30)).await?;
+    child.check_success(status)?;
+    let probe = |path: &Path| {
+        ctx.output(
+            std::process::Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-count_frames",
+                    "-show_entries",
+                    "stream=codec_name,width,height,nb_read_frames",
+                    "-of",
+                    "csv=p=0",
+                ])
+                .arg(path),
+            Duration::from_secs(30),
+        )
+    };
+    assert_eq!(
+        String::from_utf8(probe(&video)?.stdout)?.trim(),
+        "h264,320,240,50"
+    );
+    assert_eq!(
+        String::from_utf8(probe(&live)?.stdout)?.trim(),
+        "mjpeg,320,240,1"
+    );
+    // The live frame re-encodes into a PNG snapshot.
+    let png = dir.join("s.png");
+    camera_service::process::run(
+        &settings().convert_still(&live, ImageFormat::Png, 85, &png),
+        Duration::from_secs(30),
+    )
+    .await?;
+    assert!(String::from_utf8(probe(&png)?.stdout)?.starts_with("png,320,240"));
     Ok(())
 }
