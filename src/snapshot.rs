@@ -128,7 +128,7 @@ impl Snapshotter {
             .then(|| self.recorder.live_frame(&camera.id))
             .flatten();
         let result = match live_frame {
-            Some(live) => self.from_live_frame(camera, &live, request, &path).await,
+            Some(live) => self.copy_live_frame(camera, &live, request, &path).await,
             None => {
                 let spec =
                     self.ffmpeg
@@ -158,7 +158,7 @@ impl Snapshotter {
     /// A snapshot of a single-reader device that is recording: a copy of the recording's
     /// latest frame, re-encoded. The frame file may be caught mid-write, so a copy that does not
     /// decode is retried until the timeout.
-    async fn from_live_frame(
+    async fn copy_live_frame(
         &self,
         camera: &CameraInfo,
         live: &Path,

@@ -77,9 +77,7 @@ pub fn probe(path: &Path) -> std::io::Result<Option<ProbedDevice>> {
                     .unwrap_or_default()
                 {
                     if let FrameIntervalEnum::Discrete(f) = interval.interval {
-                        if f.numerator > 0 {
-                            rates.insert(f.denominator / f.numerator);
-                        }
+                        rates.extend(f.denominator.checked_div(f.numerator));
                     }
                 }
             }
@@ -91,8 +89,8 @@ pub fn probe(path: &Path) -> std::io::Result<Option<ProbedDevice>> {
     let fps = device
         .params()
         .ok()
-        .filter(|p| p.interval.numerator > 0)
-        .map_or(0, |p| p.interval.denominator / p.interval.numerator);
+        .and_then(|p| p.interval.denominator.checked_div(p.interval.numerator))
+        .unwrap_or(0);
     Ok(Some(ProbedDevice {
         key: stable_key(path, &caps.bus, &caps.card),
         path: path.to_owned(),
