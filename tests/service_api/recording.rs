@@ -75,6 +75,8 @@ async fn start_twice_and_stop_when_idle_are_invalid_state(
     let service = ServiceUnderTest::start(ctx)?;
     let mut client =
         WsClient::connect_authenticated(&service.ws_url(), &service.token(Role::Operator)).await?;
+    // An unauthenticated connection sees no notifications.
+    let mut anonymous = WsClient::connect(&service.ws_url(), None).await?;
     let idle = client
         .call_err("stop_recording", json!({ "device": "camera0" }))
         .await?;
@@ -117,6 +119,14 @@ async fn start_twice_and_stop_when_idle_are_invalid_state(
             NOTIFY,
         )
         .await?;
+    // Two round trips: the connection has handled every earlier broadcast before the second.
+    assert_eq!(anonymous.call_ok("ping", json!({})).await?, "pong");
+    assert_eq!(anonymous.call_ok("ping", json!({})).await?, "pong");
+    assert!(
+        anonymous.queued_notifications().is_empty(),
+        "notifications leaked to an unauthenticated client: {:?}",
+        anonymous.queued_notifications()
+    );
     let again = client
         .call_err("stop_recording", json!({ "device": "camera0" }))
         .await?;
