@@ -6,6 +6,7 @@ mod service_api {
     pub mod bad_input;
     pub mod lifecycle;
     pub mod limits;
+    pub mod mediamtx;
     pub mod methods;
     pub mod recording;
     pub mod snapshot;
