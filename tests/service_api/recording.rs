@@ -236,3 +236,70 @@ fn children_of(pid: u32) -> Vec<i32> {
     }
     children
 }
+
+/// A tmpfs mounted for the test, unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(ctx: &realtest::Ctx, dir: &std::path::Path, size: &str) -> anyhow::Result<Self> {
+        let output = ctx.output(
+            std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir),
+            Duration::from_secs(10),
+        )?;
+        anyhow::ensure!(output.status.success(), "mount tmpfs failed: {output:?}");
+        Ok(Self(dir.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[realtest::test(tags = ["needs-root", "needs-ffmpeg"], timeout = "120s")]
+async fn disk_filling_up_stops_the_recording_with_a_readable_file(
+    ctx: &mut realtest::Ctx,
+) -> anyhow::Result<()> {
+    let data_dir = ctx.temp_dir()?;
+    let _tmpfs = Tmpfs::mount(ctx, &data_dir, "3m")?;
+    let options = ServiceOptions {
+        data_dir: Some(data_dir),
+        ..ServiceOptions::default()
+    }
+    .env("CAMERA_SERVICE_STORAGE_BLOCK_PERCENT", "40")
+    .env("CAMERA_SERVICE_STORAGE_CHECK_INTERVAL", "100ms");
+    let service = ServiceUnderTest::start_with(ctx, options)?;
+    let mut client =
+        WsClient::connect_authenticated(&service.ws_url(), &service.token(Role::Operator)).await?;
+    let started = client
+        .call_ok("start_recording", json!({ "device": "camera0" }))
+        .await?;
+    let failed = client
+        .wait_notification(
+            "recording_status_update",
+            |p| p["status"] != "STARTED",
+            Duration::from_secs(90),
+        )
+        .await?;
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("storage full")),
+        "{failed}"
+    );
+    let path = service
+        .recordings_dir()
+        .join(started["filename"].as_str().expect("filename"));
+    let info = media::probe(ctx, &path)?;
+    assert_eq!(info.codec, "h264");
+    assert!(info.frames.is_some_and(|f| f > 0), "{info:?}");
+    let refused = client
+        .call_err("start_recording", json!({ "device": "camera0" }))
+        .await?;
+    assert_eq!(refused.code, -32008);
+    Ok(())
+}

@@ -26,6 +26,8 @@ pub struct ServiceOptions {
     pub env: Vec<(String, String)>,
     /// Extra TOML appended to the generated config file.
     pub config_toml: String,
+    /// Data directory to use instead of a fresh one (e.g. a small tmpfs).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl ServiceOptions {
@@ -58,7 +60,7 @@ impl ServiceUnderTest {
     /// Starts the service with extra overrides.
     pub fn start_with(ctx: &mut Ctx, options: ServiceOptions) -> anyhow::Result<Self> {
         let dir = ctx.temp_dir()?;
-        let data_dir = dir.join("data");
+        let data_dir = options.data_dir.clone().unwrap_or_else(|| dir.join("data"));
         let config_path = dir.join("camera-service.toml");
         let toml = format!(
             "[storage]\ndata_dir = {:?}\n\n[mediamtx]\nmode = \"off\"\n\n[cameras]\ndiscover_v4l2 = false\n{}",
