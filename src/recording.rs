@@ -78,9 +78,6 @@ pub enum RecordingError {
     /// A storage problem.
     #[error(transparent)]
     Storage(#[from] StorageError),
-    /// The supervisor went away (shutdown in progress).
-    #[error("recording supervisor for camera {0} is gone")]
-    SupervisorGone(String),
 }
 
 /// A started recording, as returned by `start_recording`.
@@ -317,13 +314,15 @@ impl Recorder {
             }
         };
         let (ack_tx, ack_rx) = oneshot::channel();
+        // The supervisor may finish on its own (timer, `-t`, failure) while the stop is on its
+        // way; then the recording has already ended and been notified.
         stop_tx
             .send(ack_tx)
             .await
-            .map_err(|_| RecordingError::SupervisorGone(camera.to_owned()))?;
+            .map_err(|_| RecordingError::NotRecording(camera.to_owned()))?;
         ack_rx
             .await
-            .map_err(|_| RecordingError::SupervisorGone(camera.to_owned()))
+            .map_err(|_| RecordingError::NotRecording(camera.to_owned()))
     }
 
     /// Stops every recording (shutdown), each finalised and notified as STOPPED.

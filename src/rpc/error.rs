@@ -113,7 +113,6 @@ impl From<crate::recording::RecordingError> for RpcError {
             RecordingError::Ffmpeg { .. } | RecordingError::NoOutput { .. } => {
                 Self::new(ErrorKind::MediaBackend, e.to_string())
             }
-            RecordingError::SupervisorGone(_) => Self::new(ErrorKind::Internal, e.to_string()),
         }
     }
 }
