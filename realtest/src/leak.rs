@@ -6,6 +6,7 @@
 
 use std::ffi::OsStr;
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -103,10 +104,18 @@ pub fn unowned_children() -> Vec<Survivor> {
         .collect()
 }
 
-/// Kills each survivor (SIGKILL). Their parents reap them; the harness reaps its own children
-/// through their `Child` handles.
+/// How long [`kill_all`] waits for killed processes to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// Kills each survivor (SIGKILL) and waits, up to [`KILL_WAIT`], until none is alive any more
+/// (their parents reap them; the harness reaps its own children through their `Child` handles).
 pub fn kill_all(survivors: &[Survivor]) {
     for survivor in survivors {
         let _ = kill(Pid::from_raw(survivor.pid), Signal::SIGKILL);
+    }
+    let deadline = Instant::now() + KILL_WAIT;
+    let still_alive = |s: &Survivor| Process::new(s.pid).is_ok_and(|p| alive(&p));
+    while Instant::now() < deadline && survivors.iter().any(still_alive) {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
