@@ -2,6 +2,7 @@
 
 mod service_unit {
     pub mod auth;
+    pub mod camera;
     pub mod config;
     pub mod envelope;
     pub mod ffmpeg;
