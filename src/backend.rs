@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -13,6 +14,21 @@ use crate::mediamtx::{
     find_binary, path_config, render_config, ManagedPorts, MediamtxClient, MediamtxError, PathSet,
     Supervisor, SupervisorError, SupervisorSettings,
 };
+
+/// Interval of path readiness checks.
+const READY_POLL: Duration = Duration::from_millis(100);
+
+/// A camera's MediaMTX path did not get a stream in time.
+#[derive(Debug, thiserror::Error)]
+#[error("MediaMTX stream of camera {camera} not ready within {}: {last}", humantime::format_duration(*timeout))]
+pub struct StreamNotReady {
+    /// Camera id.
+    pub camera: String,
+    /// How long it waited.
+    pub timeout: Duration,
+    /// The last answer.
+    pub last: String,
+}
 
 /// Why the configured backend could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +157,35 @@ impl Backend {
                 "rtsp://127.0.0.1:{}/{}",
                 mediamtx.rtsp_port, camera.id
             )),
+        }
+    }
+
+    /// Waits until `camera`'s MediaMTX path has a stream (a new reader gets 404 before that),
+    /// at most `timeout`. Nothing to wait for with the direct backend.
+    pub async fn wait_stream_ready(
+        &self,
+        camera: &CameraInfo,
+        timeout: Duration,
+    ) -> Result<(), StreamNotReady> {
+        let Backend::Mediamtx(mediamtx) = self else {
+            return Ok(());
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let last = match mediamtx.client.path_state(&camera.id).await {
+                Ok(Some(state)) if state.ready => return Ok(()),
+                Ok(Some(_)) => "the path has no stream yet".to_owned(),
+                Ok(None) => "the path does not exist".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StreamNotReady {
+                    camera: camera.id.clone(),
+                    timeout,
+                    last,
+                });
+            }
+            tokio::time::sleep(READY_POLL).await;
         }
     }
 

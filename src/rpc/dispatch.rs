@@ -232,15 +232,20 @@ async fn probe_duration(service: &Service, path: &std::path::Path) -> Option<f64
     output.trim().parse().ok()
 }
 
-/// The camera with the source its media is read from (its MediaMTX path, if any).
-fn media_camera(service: &Service, params: Params<'_>) -> Result<CameraInfo, RpcError> {
-    let mut camera = camera(service, params)?;
+/// `camera` with the source its media is read from: its MediaMTX path once that has a stream,
+/// or the source itself.
+async fn media_camera(service: &Service, mut camera: CameraInfo) -> Result<CameraInfo, RpcError> {
+    service
+        .backend
+        .wait_stream_ready(&camera, service.config.ffmpeg.start_timeout.0)
+        .await
+        .map_err(|e| RpcError::new(ErrorKind::MediaBackend, e.to_string()))?;
     camera.source = service.backend.media_source(&camera);
     Ok(camera)
 }
 
 async fn take_snapshot(service: &Service, params: Params<'_>) -> Result<Value, RpcError> {
-    let camera = media_camera(service, params)?;
+    let camera = camera(service, params)?;
     let format = match params.optional_string("format")? {
         None | Some("jpg" | "jpeg") => ImageFormat::Jpeg,
         Some("png") => ImageFormat::Png,
@@ -257,6 +262,7 @@ async fn take_snapshot(service: &Service, params: Params<'_>) -> Result<Value, R
         format,
         quality: u8::try_from(quality).expect("quality is within 1..=100"),
     };
+    let camera = media_camera(service, camera).await?;
     let snapshot = service.snapshotter.take(&camera, &request).await?;
     Ok(json!({
         "device": camera.id,
@@ -269,7 +275,7 @@ async fn take_snapshot(service: &Service, params: Params<'_>) -> Result<Value, R
 }
 
 async fn start_recording(service: &Service, params: Params<'_>) -> Result<Value, RpcError> {
-    let camera = media_camera(service, params)?;
+    let camera = camera(service, params)?;
     let max = service.config.ffmpeg.max_recording.0.as_secs().max(1);
     let duration = [
         ("duration", 1),
@@ -286,6 +292,7 @@ async fn start_recording(service: &Service, params: Params<'_>) -> Result<Value,
         None | Some("mp4" | "fmp4") => {}
         Some(_) => return Err(RpcError::invalid_param("format", "must be `mp4`")),
     }
+    let camera = media_camera(service, camera).await?;
     let started = service
         .recorder
         .start(&camera, duration.map(Duration::from_secs))
