@@ -81,7 +81,7 @@ impl Service {
         if created {
             tracing::info!(
                 path = %secret_path.display(),
-                "created a new JWT secret; mint a token with `camera-service token --role admin`"
+                "created a new JWT secret; mint a token with `camera-service token --role admin` (add the same --config, if any)"
             );
         }
         let notifier = Notifier::default();
