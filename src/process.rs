@@ -137,6 +137,53 @@ pub enum ProcessError {
     },
 }
 
+impl ProcessError {
+    /// A one-line summary for clients: what happened and the last output line, without the
+    /// command line (which holds server paths). The full error goes to the log.
+    pub fn summary(&self) -> String {
+        let last_line = |tail: &str| {
+            tail.lines()
+                .last()
+                .map(|line| format!(": {line}"))
+                .unwrap_or_default()
+        };
+        match self {
+            ProcessError::Spawn { argv, source } => {
+                format!("cannot start {}: {source}", program_name(argv))
+            }
+            ProcessError::Wait { argv, source } => {
+                format!("lost track of {}: {source}", program_name(argv))
+            }
+            ProcessError::Failed {
+                argv,
+                status,
+                stderr_tail,
+            } => format!("{} {status}{}", program_name(argv), last_line(stderr_tail)),
+            ProcessError::TimedOut {
+                argv,
+                limit,
+                stderr_tail,
+            } => format!(
+                "{} ran longer than {} and was killed{}",
+                program_name(argv),
+                humantime::format_duration(*limit),
+                last_line(stderr_tail)
+            ),
+        }
+    }
+}
+
+fn program_name(argv: &Argv) -> String {
+    argv.0
+        .first()
+        .map(|p| {
+            std::path::Path::new(p)
+                .file_name()
+                .map_or_else(|| p.clone(), |n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default()
+}
+
 type Tail = Arc<Mutex<VecDeque<String>>>;
 
 /// Runs `spec` to completion within `limit` and returns its stdout (lossy UTF-8).

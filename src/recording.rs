@@ -445,8 +445,8 @@ impl Supervisor {
             }
             Ending::Exited(status) => {
                 let error = match status {
-                    Ok(status) => child.check_success(status).err().map(|e| e.to_string()),
-                    Err(e) => Some(e.to_string()),
+                    Ok(status) => child.check_success(status).err().map(|e| client_error(&e)),
+                    Err(e) => Some(client_error(&e)),
                 };
                 (None, error)
             }
@@ -511,5 +511,11 @@ impl Supervisor {
 /// A stop that ends with a non-zero status after `q` is still a finalised file; only a failure to
 /// reap counts as an error.
 fn stop_error(result: Result<std::process::ExitStatus, ProcessError>) -> Option<String> {
-    result.err().map(|e| e.to_string())
+    result.err().map(|e| client_error(&e))
+}
+
+/// Logs the full error (argv, stderr tail) and returns the summary sent to clients.
+fn client_error(error: &ProcessError) -> String {
+    tracing::warn!("recording FFmpeg: {error}");
+    error.summary()
 }

@@ -166,18 +166,30 @@ fn configured_cameras(config: &Config) -> Vec<CameraInfo> {
                     0,
                     Capabilities::default(),
                 ),
-                Source::V4l2(_) => (
-                    format!("V4L2 camera {n}"),
-                    String::new(),
-                    0,
-                    Capabilities::default(),
-                ),
+                Source::V4l2(path) => match crate::camera::discovery::probe(path) {
+                    Ok(Some(device)) => (
+                        device.card,
+                        device.resolution,
+                        device.fps,
+                        device.capabilities,
+                    ),
+                    Ok(None) | Err(_) => (
+                        format!("V4L2 camera {n}"),
+                        String::new(),
+                        0,
+                        Capabilities::default(),
+                    ),
+                },
+            };
+            let status = match &source {
+                Source::V4l2(path) if !path.exists() => CameraStatus::Disconnected,
+                Source::V4l2(_) | Source::TestPattern | Source::Rtsp(_) => CameraStatus::Connected,
             };
             CameraInfo {
                 id,
                 name,
                 source,
-                status: CameraStatus::Connected,
+                status,
                 resolution,
                 fps,
                 capabilities,

@@ -159,11 +159,16 @@ pub fn scan_into(registry: &CameraRegistry) {
 
 /// Nodes named explicitly in the configuration (`v4l2:/dev/…`).
 fn configured_nodes(registry: &CameraRegistry) -> BTreeSet<PathBuf> {
+    configured_cameras(registry).into_values().collect()
+}
+
+/// Ids and nodes of cameras configured as `v4l2:/dev/…`.
+fn configured_cameras(registry: &CameraRegistry) -> BTreeMap<String, PathBuf> {
     registry
         .list()
         .into_iter()
         .filter_map(|c| match c.source {
-            Source::V4l2(path) if c.hardware_key.is_none() => Some(path),
+            Source::V4l2(path) if c.hardware_key.is_none() => Some((c.id, path)),
             Source::V4l2(_) | Source::TestPattern | Source::Rtsp(_) => None,
         })
         .collect()
@@ -174,6 +179,12 @@ fn configured_nodes(registry: &CameraRegistry) -> BTreeSet<PathBuf> {
 /// Nodes configured explicitly (`v4l2:/dev/…`) are left to their configured camera.
 pub async fn run(service: Arc<Service>, interval: Duration, shutdown: CancellationToken) {
     let registry = &service.cameras;
+    let configured_ids = configured_cameras(registry);
+    // Presence of configured nodes; only a change touches the status (an ERROR stays).
+    let mut configured_present: BTreeMap<String, bool> = configured_ids
+        .iter()
+        .map(|(id, path)| (id.clone(), path.exists()))
+        .collect();
     let configured = configured_nodes(registry);
     let mut known: BTreeMap<PathBuf, String> = registry
         .list()
@@ -189,6 +200,17 @@ pub async fn run(service: Arc<Service>, interval: Duration, shutdown: Cancellati
             biased;
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(interval) => {}
+        }
+        for (id, path) in &configured_ids {
+            let present = path.exists();
+            if configured_present.insert(id.clone(), present) != Some(present) {
+                let status = if present {
+                    CameraStatus::Connected
+                } else {
+                    CameraStatus::Disconnected
+                };
+                registry.set_status(id, status);
+            }
         }
         known.retain(|path, id| {
             let present = path.exists();

@@ -110,8 +110,26 @@ impl From<crate::recording::RecordingError> for RpcError {
                 Self::new(ErrorKind::InvalidState, e.to_string())
             }
             RecordingError::StorageFull { .. } => Self::new(ErrorKind::StorageFull, e.to_string()),
-            RecordingError::Ffmpeg { .. } | RecordingError::NoOutput { .. } => {
-                Self::new(ErrorKind::MediaBackend, e.to_string())
+            RecordingError::Ffmpeg { camera, source } => {
+                tracing::warn!(%camera, "recording failed: {source}");
+                Self::new(
+                    ErrorKind::MediaBackend,
+                    format!("recording on camera {camera} failed: {}", source.summary()),
+                )
+            }
+            RecordingError::NoOutput {
+                ref camera,
+                timeout,
+                ..
+            } => {
+                tracing::warn!(%camera, "{e}");
+                Self::new(
+                    ErrorKind::MediaBackend,
+                    format!(
+                        "recording on camera {camera} produced no output within {}",
+                        humantime::format_duration(timeout)
+                    ),
+                )
             }
         }
     }
@@ -122,9 +140,14 @@ impl From<crate::snapshot::SnapshotError> for RpcError {
         use crate::snapshot::SnapshotError;
         match e {
             SnapshotError::Storage(e) => e.into(),
-            SnapshotError::Ffmpeg { .. } | SnapshotError::NoLiveFrame { .. } => {
-                Self::new(ErrorKind::MediaBackend, e.to_string())
+            SnapshotError::Ffmpeg { camera, source } => {
+                tracing::warn!(%camera, "snapshot failed: {source}");
+                Self::new(
+                    ErrorKind::MediaBackend,
+                    format!("snapshot of camera {camera} failed: {}", source.summary()),
+                )
             }
+            SnapshotError::NoLiveFrame { .. } => Self::new(ErrorKind::MediaBackend, e.to_string()),
         }
     }
 }

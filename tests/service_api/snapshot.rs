@@ -109,8 +109,22 @@ async fn unreachable_rtsp_camera_fails_with_32006_and_reports_error(
         .await?;
     assert_eq!(error.code, -32006, "{error:?}");
     assert!(
-        error.message.contains("-rtsp_transport tcp -timeout"),
-        "the message carries the argv: {error:?}"
+        error.message.contains("camera1") && error.message.contains("Connection refused"),
+        "the message names the camera and the cause: {error:?}"
+    );
+    let data_dir = service.data_dir.display().to_string();
+    assert!(
+        !error.message.contains(&data_dir),
+        "no server paths: {error:?}"
+    );
+    // The log has the full command line, input options before `-i`.
+    assert!(
+        service
+            .output()
+            .iter()
+            .any(|line| line
+                .contains("-rtsp_transport tcp -timeout 5000000 -i rtsp://127.0.0.1:1/none")),
+        "the log carries the argv"
     );
     let update = client
         .wait_notification(
