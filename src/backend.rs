@@ -189,6 +189,22 @@ impl Backend {
         }
     }
 
+    /// `(bytes_sent, readers)` of a camera's MediaMTX path; zeros without MediaMTX or when the
+    /// API does not answer.
+    pub async fn path_metrics(&self, camera: &str) -> (u64, usize) {
+        let Backend::Mediamtx(mediamtx) = self else {
+            return (0, 0);
+        };
+        match mediamtx.client.path_state(camera).await {
+            Ok(Some(state)) => (state.bytes_sent, state.readers.len()),
+            Ok(None) => (0, 0),
+            Err(e) => {
+                tracing::debug!(camera, "path metrics unavailable: {e}");
+                (0, 0)
+            }
+        }
+    }
+
     /// Registers a camera that appeared after start.
     pub async fn add_camera(&self, camera: &CameraInfo) -> Result<(), MediamtxError> {
         match self {

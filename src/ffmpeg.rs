@@ -195,6 +195,22 @@ impl FfmpegSettings {
         CommandSpec::new(self.binary.clone(), args)
     }
 
+    /// `ffprobe` printing `WIDTHxHEIGHT` of the first video stream.
+    pub fn probe_resolution(&self, file: &Path) -> CommandSpec {
+        let mut args = strings(&[
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "csv=s=x:p=0",
+        ]);
+        args.push(file.display().to_string());
+        CommandSpec::new(self.ffprobe_binary.clone(), args)
+    }
+
     /// `ffprobe` printing the container duration in seconds.
     pub fn probe_duration(&self, file: &Path) -> CommandSpec {
         let mut args = strings(&[

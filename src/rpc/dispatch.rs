@@ -99,7 +99,7 @@ pub async fn dispatch(
         Method::Ping => Ok(json!("pong")),
         Method::Authenticate => authenticate(service, session, params),
         Method::GetCameraList => Ok(camera_list(service)),
-        Method::GetCameraStatus => camera_status(service, params),
+        Method::GetCameraStatus => camera_status(service, params).await,
         Method::GetCameraCapabilities => {
             let camera = camera(service, params)?;
             Ok(json!({
@@ -117,13 +117,7 @@ pub async fn dispatch(
         Method::ListRecordings => list_files(service, FileKind::Recording, params),
         Method::ListSnapshots => list_files(service, FileKind::Snapshot, params),
         Method::GetRecordingInfo => recording_info(service, params).await,
-        Method::GetSnapshotInfo => {
-            let name = params.string("filename")?;
-            Ok(
-                serde_json::to_value(service.storage.info(FileKind::Snapshot, name)?)
-                    .expect("file entries serialise"),
-            )
-        }
+        Method::GetSnapshotInfo => snapshot_info(service, params).await,
         Method::TakeSnapshot => take_snapshot(service, params).await,
         Method::StartRecording => start_recording(service, params).await,
         Method::StopRecording => stop_recording(service, params).await,
@@ -183,14 +177,15 @@ fn camera_list(service: &Service) -> Value {
     json!({ "cameras": summaries, "total": cameras.len(), "connected": connected })
 }
 
-fn camera_status(service: &Service, params: Params<'_>) -> Result<Value, RpcError> {
+async fn camera_status(service: &Service, params: Params<'_>) -> Result<Value, RpcError> {
     let camera = camera(service, params)?;
+    let (bytes_sent, readers) = service.backend.path_metrics(&camera.id).await;
     let mut result = service.cameras.summary(&camera);
     result["capabilities"] = json!(camera.capabilities);
     result["recording"] = json!(service.recorder.is_recording(&camera.id));
     result["metrics"] = json!({
-        "bytes_sent": 0,
-        "readers": 0,
+        "bytes_sent": bytes_sent,
+        "readers": readers,
         "uptime": service.started.elapsed().as_secs(),
     });
     Ok(result)
@@ -230,6 +225,21 @@ async fn probe_duration(service: &Service, path: &std::path::Path) -> Option<f64
         .await
         .ok()?;
     output.trim().parse().ok()
+}
+
+async fn snapshot_info(service: &Service, params: Params<'_>) -> Result<Value, RpcError> {
+    let name = params.string("filename")?;
+    let entry = service.storage.info(FileKind::Snapshot, name)?;
+    let path = service.storage.path_of(FileKind::Snapshot, name)?;
+    let mut result = serde_json::to_value(&entry).expect("file entries serialise");
+    let spec = service.ffmpeg.probe_resolution(&path);
+    let resolution = process::run_capturing(&spec, service.config.ffmpeg.snapshot_timeout.0)
+        .await
+        .ok()
+        .map(|out| out.trim().to_owned())
+        .filter(|r| crate::config::parse_size(r).is_ok());
+    result["resolution"] = json!(resolution);
+    Ok(result)
 }
 
 /// `camera` with the source its media is read from: its MediaMTX path once that has a stream,

@@ -55,6 +55,7 @@ async fn snapshot_from_testsrc(ctx: &mut realtest::Ctx) -> anyhow::Result<()> {
         .call_ok("get_snapshot_info", json!({ "filename": "first.jpg" }))
         .await?;
     assert_eq!(details["file_size"], result["file_size"]);
+    assert_eq!(details["resolution"], "640x480");
 
     let download = http::get(
         service.addr,
