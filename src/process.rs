@@ -230,6 +230,7 @@ pub fn spawn(spec: &CommandSpec) -> Result<ManagedChild, ProcessError> {
             StdinMode::Null => Stdio::null(),
             StdinMode::Piped => Stdio::piped(),
         });
+    die_with_parent(&mut command);
     let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
         argv: argv.clone(),
         source,
@@ -256,6 +257,23 @@ pub fn spawn(spec: &CommandSpec) -> Result<ManagedChild, ProcessError> {
         readers,
         reaped: false,
     })
+}
+
+/// Makes the kernel SIGKILL the child if the service dies without stopping it (crash, SIGKILL),
+/// so no FFmpeg or MediaMTX outlives the service. The signal fires when the spawning *thread*
+/// exits; children are spawned from tokio worker threads, which live as long as the runtime.
+#[expect(
+    unsafe_code,
+    reason = "pre_exec is the only way to run prctl in the child"
+)]
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: between fork and exec only the async-signal-safe prctl(2) syscall runs; it
+    // allocates nothing and touches no locks.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
 }
 
 /// Logs each line of a child's output and keeps the last ones in `tail`.

@@ -108,3 +108,35 @@ async fn sigterm_finalises_recordings_and_exits_zero(
     assert!(info.frames.is_some_and(|f| f > 0), "{info:?}");
     Ok(())
 }
+
+#[realtest::test(tags = ["needs-ffmpeg"], timeout = "90s")]
+async fn killed_service_takes_its_ffmpeg_along(ctx: &mut realtest::Ctx) -> anyhow::Result<()> {
+    let service = ServiceUnderTest::start(ctx)?;
+    let mut client =
+        WsClient::connect_authenticated(&service.ws_url(), &service.token(Role::Operator)).await?;
+    let started = client
+        .call_ok("start_recording", json!({ "device": "camera0" }))
+        .await?;
+    let ffmpeg = crate::support::procfs::children_of(service.pid());
+    assert_eq!(ffmpeg.len(), 1, "one recording FFmpeg: {ffmpeg:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(service.pid() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while crate::support::procfs::is_alive(ffmpeg[0]) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !crate::support::procfs::is_alive(ffmpeg[0]),
+        "FFmpeg {} outlived the killed service",
+        ffmpeg[0]
+    );
+    // Fragmented MP4: what was written is readable.
+    let path = service
+        .recordings_dir()
+        .join(started["filename"].as_str().expect("filename"));
+    let info = media::probe(ctx, &path)?;
+    assert_eq!(info.codec, "h264");
+    Ok(())
+}

@@ -5,9 +5,9 @@ use std::time::Duration;
 use camera_service::auth::Role;
 use serde_json::json;
 
-use crate::support::media;
 use crate::support::service::{ServiceOptions, ServiceUnderTest};
 use crate::support::ws_client::WsClient;
+use crate::support::{media, procfs};
 
 const NOTIFY: Duration = Duration::from_secs(30);
 
@@ -177,7 +177,7 @@ async fn killed_ffmpeg_is_reported_and_leaves_a_readable_file(
     while std::fs::metadata(&path)?.len() < 20_000 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let ffmpeg = children_of(service.pid())
+    let ffmpeg = procfs::children_of(service.pid())
         .into_iter()
         .next()
         .expect("the recording FFmpeg is a child of the service");
@@ -211,30 +211,6 @@ async fn killed_ffmpeg_is_reported_and_leaves_a_readable_file(
         )
         .await?;
     Ok(())
-}
-
-/// Pids whose parent is `pid`, from procfs.
-fn children_of(pid: u32) -> Vec<i32> {
-    let mut children = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        let ppid = after
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(pid) {
-            children.push(child);
-        }
-    }
-    children
 }
 
 /// A tmpfs mounted for the test, unmounted on drop.

@@ -5,5 +5,6 @@
 
 pub mod http;
 pub mod media;
+pub mod procfs;
 pub mod service;
 pub mod ws_client;
