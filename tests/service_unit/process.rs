@@ -29,7 +29,11 @@ async fn failure_reports_argv_status_and_stderr_tail() -> anyhow::Result<()> {
         }
         other => panic!("expected Failed, got {other}"),
     }
-    assert_eq!(error.summary(), "sh exit status: 3: the real reason", "clients get no argv");
+    assert_eq!(
+        error.summary(),
+        "sh exit status: 3: the real reason",
+        "clients get no argv"
+    );
     let text = error.to_string();
     assert!(
         text.contains("sh -c") && text.contains("the real reason"),
