@@ -170,20 +170,12 @@ pub fn acquire(
         .filter(|node| requirements.matches(node))
         .collect();
     if candidates.is_empty() {
-        let found: Vec<String> = probe
-            .v4l2
-            .nodes
-            .iter()
-            .map(|node| format!("{} ({})", node.path, node.role()))
-            .collect();
-        let found = if found.is_empty() {
-            "no /dev/video* nodes".to_string()
-        } else {
-            format!("found {}", found.join(", "))
-        };
         return Err(Skip::new(
             "needs-v4l2",
-            format!("no capture device offers {requirements}; {found}"),
+            format!(
+                "no capture device offers {requirements}; {}",
+                probe.v4l2.summary()
+            ),
         )
         .into());
     }
@@ -307,7 +299,7 @@ mod tests {
         assert_eq!(skip.need, "needs-v4l2");
         assert_eq!(
             skip.reason,
-            "no capture device offers MJPG; found /dev/video7 (capture)"
+            "no capture device offers MJPG; found /dev/video7 (capture, vivid)"
         );
     }
 }

@@ -118,28 +118,6 @@ fn mediamtx(probe: &Probe) -> NeedStatus {
     }
 }
 
-/// "found /dev/video1 (output only), /dev/video2 (metadata)" or "no /dev/video* nodes".
-fn found_nodes(probe: &Probe) -> String {
-    let mut found: Vec<String> = probe
-        .v4l2
-        .nodes
-        .iter()
-        .map(|node| format!("{} ({}, {})", node.path, node.role(), node.driver))
-        .collect();
-    found.extend(
-        probe
-            .v4l2
-            .errors
-            .iter()
-            .map(|(path, error)| format!("{path} (unreadable: {error})")),
-    );
-    if found.is_empty() {
-        "no /dev/video* nodes".to_string()
-    } else {
-        format!("found {}", found.join(", "))
-    }
-}
-
 fn v4l2(probe: &Probe) -> NeedStatus {
     let capture: Vec<&str> = probe
         .v4l2
@@ -153,10 +131,10 @@ fn v4l2(probe: &Probe) -> NeedStatus {
     } else if !probe.v4l2.errors.is_empty() {
         NeedStatus::ProbeError(format!(
             "no readable capture device; {}",
-            found_nodes(probe)
+            probe.v4l2.summary()
         ))
     } else {
-        NeedStatus::Unmet(format!("no capture device; {}", found_nodes(probe)))
+        NeedStatus::Unmet(format!("no capture device; {}", probe.v4l2.summary()))
     }
 }
 
@@ -171,7 +149,7 @@ fn v4l2loopback(probe: &Probe) -> NeedStatus {
     if loopback.is_empty() {
         NeedStatus::Unmet(format!(
             "no v4l2loopback node (module not loaded?); {}",
-            found_nodes(probe)
+            probe.v4l2.summary()
         ))
     } else {
         NeedStatus::Met(loopback.join(", "))
@@ -187,7 +165,7 @@ fn usb_camera(probe: &Probe) -> NeedStatus {
         .map(|node| format!("{} ({})", node.path, node.card))
         .collect();
     if usb.is_empty() {
-        NeedStatus::Unmet(format!("no USB capture device; {}", found_nodes(probe)))
+        NeedStatus::Unmet(format!("no USB capture device; {}", probe.v4l2.summary()))
     } else {
         NeedStatus::Met(usb.join(", "))
     }

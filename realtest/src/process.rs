@@ -70,6 +70,24 @@ pub fn describe(command: &Command) -> String {
     words.join(" ")
 }
 
+/// Starts `command` in a new process group, stdin from `/dev/null`, stdout and stderr piped;
+/// returns the child and the command line for messages.
+fn spawn_in_own_group(command: &mut Command) -> Result<(Child, String), ProcessError> {
+    let description = describe(command);
+    command
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match command.spawn() {
+        Ok(child) => Ok((child, description)),
+        Err(source) => Err(ProcessError::Spawn {
+            command: description,
+            source,
+        }),
+    }
+}
+
 /// Sends `signal` to process group `pgid`; a group that no longer exists is not an error.
 fn signal_group(pgid: i32, signal: Signal) {
     let _ = killpg(Pid::from_raw(pgid), signal);
@@ -194,19 +212,10 @@ impl OwnedChild {
         log: Arc<Log>,
         env: &[(&str, &str)],
     ) -> Result<OwnedChild, ProcessError> {
-        let description = describe(command);
-        command
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
         for (key, value) in env {
             command.env(key, value);
         }
-        let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
-            command: description.clone(),
-            source,
-        })?;
+        let (mut child, description) = spawn_in_own_group(command)?;
         let program = command
             .get_program()
             .to_string_lossy()
@@ -378,16 +387,7 @@ impl Drop for OwnedChild {
 /// Runs `command` to completion with a wall-clock limit, in its own process group, and returns
 /// its output. On expiry the group is killed and [`ProcessError::TimedOut`] returned.
 pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> Result<Output, ProcessError> {
-    let description = describe(command);
-    command
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
-        command: description.clone(),
-        source,
-    })?;
+    let (mut child, description) = spawn_in_own_group(command)?;
     let stdout = read_in_background(child.stdout.take());
     let stderr = read_in_background(child.stderr.take());
     let wait_error = |source| ProcessError::Wait {

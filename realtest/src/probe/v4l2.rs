@@ -81,6 +81,28 @@ pub struct SizeInfo {
     pub fps: Vec<f64>,
 }
 
+impl V4l2Probe {
+    /// What was found, for skip reasons: `found /dev/video0 (capture, vivid), /dev/video1
+    /// (unreadable: …)` or `no /dev/video* nodes`.
+    pub fn summary(&self) -> String {
+        let mut found: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|node| format!("{} ({}, {})", node.path, node.role(), node.driver))
+            .collect();
+        found.extend(
+            self.errors
+                .iter()
+                .map(|(path, error)| format!("{path} (unreadable: {error})")),
+        );
+        if found.is_empty() {
+            "no /dev/video* nodes".to_string()
+        } else {
+            format!("found {}", found.join(", "))
+        }
+    }
+}
+
 impl V4l2Node {
     /// What the node is, in a few words: `capture`, `output only`, `metadata`, `codec (m2m)`, …
     pub fn role(&self) -> &'static str {
