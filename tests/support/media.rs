@@ -62,3 +62,39 @@ pub fn probe(ctx: &Ctx, path: &Path) -> anyhow::Result<VideoInfo> {
             .and_then(|n| n.parse().ok()),
     })
 }
+
+/// Reads frames from a live stream URL (RTSP over TCP) with ffprobe, up to `packets` packets —
+/// enough to reach a keyframe when the GOP is shorter — and returns the first decoded frame's
+/// size. Proof that the URL really plays.
+pub fn probe_stream_frame(ctx: &Ctx, url: &str, packets: u32) -> anyhow::Result<(u64, u64)> {
+    let output = ctx.output(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-timeout",
+                "5000000",
+            ])
+            .args(["-select_streams", "v:0", "-read_intervals"])
+            .arg(format!("%+#{packets}"))
+            .args(["-show_frames", "-show_entries", "frame=width,height"])
+            .args(["-of", "json", url]),
+        Duration::from_secs(30),
+    )?;
+    ensure!(
+        output.status.success(),
+        "ffprobe could not read {url}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: Value = serde_json::from_slice(&output.stdout)?;
+    let frame = json["frames"]
+        .as_array()
+        .and_then(|frames| frames.first())
+        .with_context(|| format!("no frame decoded from {url}: {json}"))?;
+    Ok((
+        frame["width"].as_u64().unwrap_or(0),
+        frame["height"].as_u64().unwrap_or(0),
+    ))
+}

@@ -38,10 +38,15 @@ impl ServiceOptions {
     }
 }
 
-/// A running service.
+/// A running service. Dropping it stops the process (and with it its FFmpeg and MediaMTX
+/// children) and then removes its temporary directory.
 #[derive(Debug)]
 pub struct ServiceUnderTest {
     child: Option<OwnedChild>,
+    /// Its temporary root (config, data dir unless given, `TMPDIR`); removed on drop.
+    root: Option<tempfile::TempDir>,
+    /// The `TMPDIR` it runs with (inside its root), so stray temporary files can be found.
+    pub tmp_dir: PathBuf,
     /// The address it listens on.
     pub addr: SocketAddr,
     /// Its data directory.
@@ -59,7 +64,13 @@ impl ServiceUnderTest {
 
     /// Starts the service with extra overrides.
     pub fn start_with(ctx: &mut Ctx, options: ServiceOptions) -> anyhow::Result<Self> {
-        let dir = ctx.temp_dir()?;
+        let root = tempfile::Builder::new()
+            .prefix("realtest-service-")
+            .tempdir()
+            .context("temporary directory for the service")?;
+        let dir = root.path().to_path_buf();
+        let tmp_dir = dir.join("tmp");
+        std::fs::create_dir(&tmp_dir)?;
         let data_dir = options.data_dir.clone().unwrap_or_else(|| dir.join("data"));
         let config_path = dir.join("camera-service.toml");
         let toml = format!(
@@ -75,7 +86,11 @@ impl ServiceUnderTest {
             .arg(&config_path)
             .current_dir(&dir)
             .env("CAMERA_SERVICE_SERVER_PORT", "0")
-            .env("RUST_LOG", "info,camera_service=debug");
+            .env("TMPDIR", &tmp_dir)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,camera_service=debug".into()),
+            );
         for (name, value) in &options.env {
             command.env(name, value);
         }
@@ -106,11 +121,26 @@ impl ServiceUnderTest {
         ctx.log(format_args!("service ready on {addr}"));
         Ok(Self {
             child: Some(child),
+            root: Some(root),
+            tmp_dir,
             addr,
             data_dir,
             config_path,
             secret,
         })
+    }
+
+    /// The temporary root (config, `TMPDIR`, data dir unless one was given); gone after drop.
+    pub fn root(&self) -> PathBuf {
+        self.tmp_dir
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    /// A client connected and authenticated with a fresh token of `role`.
+    pub async fn client(&self, role: Role) -> anyhow::Result<super::ws_client::WsClient> {
+        super::ws_client::WsClient::connect_authenticated(&self.ws_url(), &self.token(role)).await
     }
 
     /// `ws://ADDR/ws`.
@@ -163,5 +193,15 @@ impl ServiceUnderTest {
     pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         let child = self.child.take().context("service already stopped")?;
         Ok(child.stop(STOP_GRACE)?)
+    }
+}
+
+impl Drop for ServiceUnderTest {
+    fn drop(&mut self) {
+        // Stop the process before its directory goes away.
+        drop(self.child.take());
+        if let Some(root) = self.root.take() {
+            let _ = root.close();
+        }
     }
 }

@@ -175,6 +175,28 @@ impl WsClient {
         }
     }
 
+    /// The next notification `method` in arrival order (queued ones first), whatever its params.
+    /// Use it to check the order of notifications (STARTED before STOPPED).
+    pub async fn next_notification(
+        &mut self,
+        method: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
+        self.wait_notification(method, |_| true, timeout).await
+    }
+
+    /// Authenticates this connection with `token`; returns the `authenticate` result.
+    pub async fn authenticate(&mut self, token: &str) -> anyhow::Result<Value> {
+        let result = self
+            .call_ok("authenticate", json!({ "auth_token": token }))
+            .await?;
+        anyhow::ensure!(
+            result["authenticated"] == json!(true),
+            "not authenticated: {result}"
+        );
+        Ok(result)
+    }
+
     /// Notifications received so far and not taken.
     pub fn queued_notifications(&self) -> &VecDeque<Value> {
         &self.notifications
