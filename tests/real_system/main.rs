@@ -3,6 +3,9 @@
 //! README for tags and flags.
 
 mod mediamtx;
+mod scenarios;
+#[path = "../support/mod.rs"]
+mod support;
 mod tools;
 mod v4l2;
 
