@@ -78,7 +78,7 @@ async fn real_discovery_direct_testsrc_cameras(ctx: &mut Ctx) -> anyhow::Result<
 /// MediaMTX: two RTSP cameras simulated by FFmpeg publishing into a real MediaMTX, plus a
 /// `testsrc` camera, all through the service's managed MediaMTX: listed CONNECTED with exact
 /// stream URLs, every path gets a stream, and each stream URL plays a frame of the camera's size.
-#[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "180s")]
+#[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "300s")]
 async fn real_discovery_mediamtx_rtsp_and_testsrc_cameras(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mut check = PostTestCheck::new();
     {
@@ -99,7 +99,7 @@ async fn real_discovery_mediamtx_rtsp_and_testsrc_cameras(ctx: &mut Ctx) -> anyh
             upstream.rtsp_url("sim0"),
             upstream.rtsp_url("sim1")
         );
-        let (options, ports) = managed(ctx, &sources)?;
+        let (options, ports, _slot) = managed(ctx, &sources)?;
         let service = ServiceUnderTest::start_with(ctx, options)?;
         check.expect_removed(service.root());
         let mut client = service.client(Role::Viewer).await?;
@@ -171,10 +171,6 @@ async fn real_discovery_v4l2loopback_camera(ctx: &mut Ctx) -> anyhow::Result<()>
         let id = camera["device"].as_str().context("device id")?.to_owned();
         assert_eq!(camera["resolution"], pattern.size(), "{camera}");
         assert_eq!(camera["streams"], json!({}));
-        let listed = client.call_ok("get_camera_list", json!({})).await?;
-        let again = find(&listed).context("listed after discovery")?;
-        assert_eq!(again["device"], id.as_str());
-        assert_eq!(again["status"], "CONNECTED");
         let snap = client
             .call_ok("take_snapshot", json!({ "device": id }))
             .await?;

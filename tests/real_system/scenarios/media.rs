@@ -172,7 +172,7 @@ async fn real_media_recording_and_snapshot_direct(ctx: &mut Ctx) -> anyhow::Resu
 
 /// MediaMTX: an RTSP camera simulated into a real MediaMTX, recorded and snapshotted through
 /// the service's managed MediaMTX.
-#[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "180s")]
+#[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "300s")]
 async fn real_media_recording_and_snapshot_mediamtx(ctx: &mut Ctx) -> anyhow::Result<()> {
     let pattern = Pattern::new(640, 480, 15);
     let mut check = PostTestCheck::new();
@@ -183,7 +183,7 @@ async fn real_media_recording_and_snapshot_mediamtx(ctx: &mut Ctx) -> anyhow::Re
         let mut sim =
             TestVideoStreamSimulator::publish_rtsp(ctx, &upstream.rtsp_url("sim0"), pattern)?;
         sim.wait_published(upstream.api_addr(), "sim0", STREAM_READY)?;
-        let (options, _ports) = managed(ctx, &upstream.rtsp_url("sim0"))?;
+        let (options, _ports, _slot) = managed(ctx, &upstream.rtsp_url("sim0"))?;
         let service = ServiceUnderTest::start_with(ctx, options)?;
         check.expect_removed(service.root());
         let mut client = service.client(Role::Operator).await?;
