@@ -91,6 +91,37 @@ impl TestVideoStreamSimulator {
         })
     }
 
+    /// Publishes a rendered file (see [`render_file`](Self::render_file)) to `rtsp_url` in a
+    /// loop, paced in real time, without re-encoding — the original suite's simulated camera
+    /// (facts doc §2.7).
+    pub fn publish_file_rtsp(
+        ctx: &Ctx,
+        file: &Path,
+        rtsp_url: &str,
+        pattern: Pattern,
+    ) -> anyhow::Result<Self> {
+        let child = ctx.spawn(
+            Command::new("ffmpeg")
+                .args(["-hide_banner", "-nostdin", "-loglevel", &log_level()])
+                .args(["-re", "-stream_loop", "-1", "-i"])
+                .arg(file)
+                .args([
+                    "-c",
+                    "copy",
+                    "-f",
+                    "rtsp",
+                    "-rtsp_transport",
+                    "tcp",
+                    rtsp_url,
+                ]),
+        )?;
+        Ok(Self {
+            child: Some(child),
+            pattern,
+            target: Target::Rtsp(rtsp_url.to_owned()),
+        })
+    }
+
     /// Waits until the MediaMTX at `api` has a stream on `path` (this simulator's), failing at
     /// once if the simulator exits. Returns the path object.
     pub fn wait_published(

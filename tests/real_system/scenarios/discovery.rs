@@ -75,9 +75,10 @@ async fn real_discovery_direct_testsrc_cameras(ctx: &mut Ctx) -> anyhow::Result<
     check.verify(ctx)
 }
 
-/// MediaMTX: two RTSP cameras simulated by FFmpeg publishing into a real MediaMTX, plus a
-/// `testsrc` camera, all through the service's managed MediaMTX: listed CONNECTED with exact
-/// stream URLs, every path gets a stream, and each stream URL plays a frame of the camera's size.
+/// MediaMTX: two RTSP cameras simulated by FFmpeg publishing into a real MediaMTX (a live
+/// pattern, and a rendered file in a loop), plus a `testsrc` camera, all through the service's
+/// managed MediaMTX: listed CONNECTED with exact stream URLs, every path gets a stream, and each
+/// stream URL plays a frame of the camera's size.
 #[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "300s")]
 async fn real_discovery_mediamtx_rtsp_and_testsrc_cameras(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mut check = PostTestCheck::new();
@@ -86,13 +87,22 @@ async fn real_discovery_mediamtx_rtsp_and_testsrc_cameras(ctx: &mut Ctx) -> anyh
         check.track_processes_of(upstream.pid())?;
         check.expect_removed(upstream.dir().to_path_buf());
         let patterns = [Pattern::new(640, 480, 15), Pattern::new(352, 288, 10)];
-        let mut simulators = Vec::new();
-        for (n, pattern) in patterns.iter().enumerate() {
-            let path = format!("sim{n}");
-            let mut sim =
-                TestVideoStreamSimulator::publish_rtsp(ctx, &upstream.rtsp_url(&path), *pattern)?;
-            sim.wait_published(upstream.api_addr(), &path, STREAM_READY)?;
-            simulators.push(sim);
+        // sim0: a live lavfi pattern; sim1: a rendered file published in a loop (as the
+        // original suite did).
+        let clip = ctx.temp_dir()?.join("sim1.mp4");
+        let rendered = TestVideoStreamSimulator::render_file(ctx, &clip, patterns[1], 4)?;
+        assert_eq!((rendered.width, rendered.height), (352, 288));
+        let mut simulators = vec![
+            TestVideoStreamSimulator::publish_rtsp(ctx, &upstream.rtsp_url("sim0"), patterns[0])?,
+            TestVideoStreamSimulator::publish_file_rtsp(
+                ctx,
+                &clip,
+                &upstream.rtsp_url("sim1"),
+                patterns[1],
+            )?,
+        ];
+        for (n, sim) in simulators.iter_mut().enumerate() {
+            sim.wait_published(upstream.api_addr(), &format!("sim{n}"), STREAM_READY)?;
         }
         let sources = format!(
             "{},{},testsrc",

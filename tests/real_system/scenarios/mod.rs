@@ -15,6 +15,7 @@ use crate::support::ws_client::WsClient;
 
 mod control;
 mod discovery;
+mod fixtures;
 mod lifecycle;
 mod media;
 mod recovery;
