@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::lease::{self, CameraLease, CameraRequirements};
+use crate::lease::{self, CameraLease, CameraRequirements, ResourceLease};
 use crate::probe::Probe;
 use crate::process::{self, OwnedChild};
 
@@ -168,12 +168,34 @@ impl Ctx {
     /// the reason.
     pub fn lease_camera(&self, requirements: &CameraRequirements) -> anyhow::Result<CameraLease> {
         let lease = lease::acquire(Probe::get(), requirements, self.deadline)?;
+        self.record_lease(&lease);
+        Ok(lease)
+    }
+
+    /// Leases a v4l2loopback node to write into, whatever it advertises now (with
+    /// `exclusive_caps=1` it advertises capture only while a writer streams). Exclusive with
+    /// [`lease_camera`](Ctx::lease_camera) leases of the same node; skips the test
+    /// (`needs-v4l2loopback`) when there is none.
+    pub fn lease_loopback(&self) -> anyhow::Result<CameraLease> {
+        let lease = lease::acquire_loopback(Probe::get(), self.deadline)?;
+        self.record_lease(&lease);
+        Ok(lease)
+    }
+
+    /// Leases a named resource (a fixed port, a singleton service) exclusively across threads and
+    /// processes, waiting up to the test's timeout while another test holds it.
+    pub fn lease_resource(&self, name: &str) -> anyhow::Result<ResourceLease> {
+        let lease = lease::acquire_resource(name, self.deadline)?;
+        self.log(format_args!("leased resource {name}"));
+        Ok(lease)
+    }
+
+    fn record_lease(&self, lease: &CameraLease) {
         self.log(format_args!("leased {}", lease.describe()));
         self.shared
             .devices
             .lock()
             .unwrap()
             .push(lease.node().path.clone());
-        Ok(lease)
     }
 }

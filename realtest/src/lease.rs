@@ -128,16 +128,34 @@ impl CameraLease {
     }
 }
 
-fn lock_path(node: &V4l2Node) -> PathBuf {
-    let dir = std::env::temp_dir().join("realtest-leases");
-    dir.join(format!(
-        "{}.lock",
-        node.path.trim_start_matches('/').replace('/', "-")
-    ))
+/// An exclusive hold on a named resource (a fixed port, a singleton service), released on drop.
+#[derive(Debug)]
+pub struct ResourceLease {
+    name: String,
+    _lock: Flock<File>,
 }
 
-fn try_lock(node: &V4l2Node) -> anyhow::Result<Option<Flock<File>>> {
-    let path = lock_path(node);
+impl ResourceLease {
+    /// The resource's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The lock file for `key`; device keys come from their path (`dev-video0`), resource keys are
+/// `resource-<name>`.
+fn lock_path(key: &str) -> PathBuf {
+    std::env::temp_dir()
+        .join("realtest-leases")
+        .join(format!("{key}.lock"))
+}
+
+fn device_key(node: &V4l2Node) -> String {
+    node.path.trim_start_matches('/').replace('/', "-")
+}
+
+fn try_lock(key: &str) -> anyhow::Result<Option<Flock<File>>> {
+    let path = lock_path(key);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -155,6 +173,43 @@ fn try_lock(node: &V4l2Node) -> anyhow::Result<Option<Flock<File>>> {
             path.display()
         )),
     }
+}
+
+/// Locks the first free key of `keys`, retrying until `deadline`; returns its index.
+fn lock_any(
+    keys: &[String],
+    deadline: Instant,
+    what: &str,
+) -> anyhow::Result<(usize, Flock<File>)> {
+    loop {
+        for (index, key) in keys.iter().enumerate() {
+            if let Some(lock) = try_lock(key)? {
+                return Ok((index, lock));
+            }
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("{what} stayed leased by other tests until this test's timeout");
+        }
+        std::thread::sleep(RETRY);
+    }
+}
+
+fn lease_one_of(
+    candidates: Vec<&V4l2Node>,
+    deadline: Instant,
+    what: &str,
+) -> anyhow::Result<CameraLease> {
+    let keys: Vec<String> = candidates.iter().map(|node| device_key(node)).collect();
+    let paths: Vec<&str> = candidates.iter().map(|n| n.path.as_str()).collect();
+    let (index, lock) = lock_any(
+        &keys,
+        deadline,
+        &format!("every {what} ({})", paths.join(", ")),
+    )?;
+    Ok(CameraLease {
+        node: candidates[index].clone(),
+        _lock: lock,
+    })
 }
 
 /// Leases a matching capture node, waiting until `deadline` while all matching ones are leased.
@@ -179,24 +234,46 @@ pub fn acquire(
         )
         .into());
     }
-    loop {
-        for node in &candidates {
-            if let Some(lock) = try_lock(node)? {
-                return Ok(CameraLease {
-                    node: (*node).clone(),
-                    _lock: lock,
-                });
-            }
-        }
-        if Instant::now() >= deadline {
-            let paths: Vec<&str> = candidates.iter().map(|n| n.path.as_str()).collect();
-            anyhow::bail!(
-                "every device matching {requirements} ({}) stayed leased by other tests until this test's timeout",
-                paths.join(", ")
-            );
-        }
-        std::thread::sleep(RETRY);
+    lease_one_of(
+        candidates,
+        deadline,
+        &format!("device matching {requirements}"),
+    )
+}
+
+/// Leases a v4l2loopback node whatever it advertises now (one created with `exclusive_caps=1`
+/// advertises capture only while a writer streams into it), for a test that writes into it.
+/// Shares the per-device locks with [`acquire`], so a node is never handed out twice.
+pub fn acquire_loopback(probe: &Probe, deadline: Instant) -> anyhow::Result<CameraLease> {
+    let candidates: Vec<&V4l2Node> = probe.v4l2.nodes.iter().filter(|n| n.loopback).collect();
+    if candidates.is_empty() {
+        return Err(Skip::new(
+            "needs-v4l2loopback",
+            format!("no v4l2loopback node; {}", probe.v4l2.summary()),
+        )
+        .into());
     }
+    lease_one_of(candidates, deadline, "v4l2loopback node")
+}
+
+/// Leases the named resource, waiting until `deadline` while another test holds it.
+pub fn acquire_resource(name: &str, deadline: Instant) -> anyhow::Result<ResourceLease> {
+    anyhow::ensure!(
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')),
+        "resource name {name:?} must be letters, digits, '-', '_' or '.'"
+    );
+    let (_, lock) = lock_any(
+        &[format!("resource-{name}")],
+        deadline,
+        &format!("resource {name:?}"),
+    )?;
+    Ok(ResourceLease {
+        name: name.to_string(),
+        _lock: lock,
+    })
 }
 
 #[cfg(test)]
@@ -283,7 +360,7 @@ mod tests {
         drop(first);
         let again = acquire(&probe, &CameraRequirements::any(), soon()).unwrap();
         drop(again);
-        let _ = std::fs::remove_file(lock_path(&probe.v4l2.nodes[0]));
+        let _ = std::fs::remove_file(lock_path(&device_key(&probe.v4l2.nodes[0])));
     }
 
     #[test]
@@ -301,5 +378,24 @@ mod tests {
             skip.reason,
             "no capture device offers MJPG; found /dev/video7 (capture, vivid)"
         );
+    }
+
+    #[test]
+    fn a_named_resource_is_exclusive_until_dropped() {
+        let name = format!("selftest-{}", std::process::id());
+        let soon = || Instant::now() + Duration::from_millis(200);
+        let first = acquire_resource(&name, soon()).unwrap();
+        assert_eq!(first.name(), name);
+        let err = acquire_resource(&name, soon()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("resource {name:?} stayed leased")),
+            "{err}"
+        );
+        drop(first);
+        drop(acquire_resource(&name, soon()).unwrap());
+        let _ = std::fs::remove_file(lock_path(&format!("resource-{name}")));
+        let err = acquire_resource("../etc", soon()).unwrap_err();
+        assert!(err.to_string().contains("must be letters"), "{err}");
     }
 }

@@ -51,7 +51,7 @@ mod tags;
 mod workers;
 
 pub use ctx::Ctx;
-pub use lease::{CameraLease, CameraRequirements};
+pub use lease::{CameraLease, CameraRequirements, ResourceLease};
 pub use needs::{NeedDef, NeedStatus};
 pub use outcome::{IntoTestResult, Skip, TestError, TestResult};
 pub use probe::{FormatInfo, Probe, SizeInfo, ToolInfo, ToolStatus, V4l2Node, V4l2Probe};
