@@ -108,6 +108,7 @@ impl Backend {
                     rtsp: settings.rtsp_port,
                     hls: settings.hls_port,
                     webrtc: settings.webrtc_port,
+                    webrtc_udp: settings.webrtc_udp_port,
                 };
                 let host = config.server.host;
                 let supervisor = Supervisor::start(

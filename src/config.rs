@@ -143,6 +143,9 @@ pub struct MediamtxConfig {
     pub hls_port: u16,
     /// WebRTC port. Default: `8889`.
     pub webrtc_port: u16,
+    /// UDP port of WebRTC's ICE listener (`webrtcLocalUDPAddress`); two managed instances on one
+    /// machine need different ones. Default: `8189`.
+    pub webrtc_udp_port: u16,
     /// Deadline for the MediaMTX API to answer after each (re)start. Default: `15s`.
     pub startup_timeout: ConfigDuration,
     /// Longest delay between restarts of a managed MediaMTX. Default: `30s`.
@@ -245,6 +248,7 @@ impl Default for MediamtxConfig {
             rtsp_port: 8554,
             hls_port: 8888,
             webrtc_port: 8889,
+            webrtc_udp_port: 8189,
             startup_timeout: ConfigDuration::secs(15),
             max_restart_backoff: ConfigDuration::secs(30),
             api_timeout: ConfigDuration::secs(10),

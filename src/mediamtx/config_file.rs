@@ -16,6 +16,8 @@ pub struct ManagedPorts {
     pub hls: u16,
     /// WebRTC.
     pub webrtc: u16,
+    /// WebRTC's ICE listener (UDP).
+    pub webrtc_udp: u16,
 }
 
 /// Parses `vX.Y.Z[-…]` into (X, Y, Z).
@@ -57,6 +59,13 @@ pub fn render_config(version: &str, host: IpAddr, ports: ManagedPorts) -> String
         hls = SocketAddr::new(host, ports.hls),
         webrtc = SocketAddr::new(host, ports.webrtc),
     );
+    if version >= (1, 11, 0) {
+        // Older versions name this listener differently; they keep its default (:8189).
+        yaml.push_str(&format!(
+            "webrtcLocalUDPAddress: {}\n",
+            SocketAddr::new(host, ports.webrtc_udp)
+        ));
+    }
     if version >= (1, 19, 0) {
         yaml.push_str("moq: no\n");
     }

@@ -268,6 +268,7 @@ fn managed_config_matches_the_version() -> anyhow::Result<()> {
         rtsp: 8554,
         hls: 8888,
         webrtc: 8889,
+        webrtc_udp: 8189,
     };
     let host = "127.0.0.1".parse()?;
     assert_eq!(parse_version("v1.13.1"), Some((1, 13, 1)));
@@ -280,6 +281,7 @@ fn managed_config_matches_the_version() -> anyhow::Result<()> {
         "rtspAddress: 127.0.0.1:8554",
         "hlsAddress: 127.0.0.1:8888",
         "rtmp: no",
+        "webrtcLocalUDPAddress: 127.0.0.1:8189",
         "paths: {}",
     ] {
         assert!(
@@ -294,9 +296,12 @@ fn managed_config_matches_the_version() -> anyhow::Result<()> {
     assert!(render_config("v1.20.1", host, ports)
         .lines()
         .any(|l| l == "moq: no"));
-    assert!(render_config("v1.9.3", host, ports)
-        .lines()
-        .any(|l| l == "protocols: [tcp]"));
+    let v1_9 = render_config("v1.9.3", host, ports);
+    assert!(v1_9.lines().any(|l| l == "protocols: [tcp]"), "{v1_9}");
+    assert!(
+        !v1_9.contains("webrtcLocalUDPAddress"),
+        "the key is newer than v1.9: {v1_9}"
+    );
     let v6 = render_config("v1.13.1", "::1".parse()?, ports);
     assert!(v6.lines().any(|l| l == "rtspAddress: [::1]:8554"), "{v6}");
     Ok(())
