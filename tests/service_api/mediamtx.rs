@@ -56,7 +56,14 @@ async fn managed_mediamtx_publishes_cameras_and_recovers(
             .env("CAMERA_SERVICE_MEDIAMTX_API_PORT", &api.to_string())
             .env("CAMERA_SERVICE_MEDIAMTX_RTSP_PORT", &rtsp.to_string())
             .env("CAMERA_SERVICE_MEDIAMTX_HLS_PORT", &hls.to_string())
-            .env("CAMERA_SERVICE_MEDIAMTX_WEBRTC_PORT", &webrtc.to_string()),
+            .env("CAMERA_SERVICE_MEDIAMTX_WEBRTC_PORT", &webrtc.to_string())
+            .env(
+                "CAMERA_SERVICE_MEDIAMTX_WEBRTC_UDP_PORT",
+                &std::net::UdpSocket::bind("127.0.0.1:0")?
+                    .local_addr()?
+                    .port()
+                    .to_string(),
+            ),
     )?;
     let mut client =
         WsClient::connect_authenticated(&service.ws_url(), &service.token(Role::Operator)).await?;

@@ -6,7 +6,6 @@
 
 pub mod http;
 pub mod hygiene;
-pub mod loopback;
 pub mod media;
 pub mod mediamtx;
 pub mod procfs;

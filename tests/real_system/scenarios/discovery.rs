@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 
 use super::{direct, managed, wait_streams_ready, STREAM_READY, TESTSRC};
 use crate::support::hygiene::PostTestCheck;
-use crate::support::loopback::LoopbackLease;
 use crate::support::media;
 use crate::support::mediamtx::RealMediaMTXServer;
 use crate::support::service::ServiceUnderTest;
@@ -79,7 +78,7 @@ async fn real_discovery_direct_testsrc_cameras(ctx: &mut Ctx) -> anyhow::Result<
 /// pattern, and a rendered file in a loop), plus a `testsrc` camera, all through the service's
 /// managed MediaMTX: listed CONNECTED with exact stream URLs, every path gets a stream, and each
 /// stream URL plays a frame of the camera's size.
-#[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "300s")]
+#[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "120s")]
 async fn real_discovery_mediamtx_rtsp_and_testsrc_cameras(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mut check = PostTestCheck::new();
     {
@@ -109,7 +108,7 @@ async fn real_discovery_mediamtx_rtsp_and_testsrc_cameras(ctx: &mut Ctx) -> anyh
             upstream.rtsp_url("sim0"),
             upstream.rtsp_url("sim1")
         );
-        let (options, ports, _slot) = managed(ctx, &sources)?;
+        let (options, ports) = managed(ctx, &sources)?;
         let service = ServiceUnderTest::start_with(ctx, options)?;
         check.expect_removed(service.root());
         let mut client = service.client(Role::Viewer).await?;
@@ -154,7 +153,7 @@ async fn real_discovery_v4l2loopback_camera(ctx: &mut Ctx) -> anyhow::Result<()>
     let pattern = Pattern::new(640, 480, 15);
     let mut check = PostTestCheck::new();
     {
-        let lease = LoopbackLease::acquire(ctx, Duration::from_secs(60))?;
+        let lease = ctx.lease_loopback()?;
         check.watch_device(lease.path());
         let card = lease.node().card.clone();
         // The writer first: the start-up scan then sees a capture node of the written size.

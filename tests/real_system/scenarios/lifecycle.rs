@@ -125,7 +125,7 @@ async fn real_lifecycle_testsrc_direct(ctx: &mut Ctx) -> anyhow::Result<()> {
 /// Note: the service as of this commit has no presence monitoring of RTSP sources (neither the
 /// MediaMTX path state nor a probe); until it does, this test fails at the DISCONNECTED step
 /// wherever MediaMTX exists. It is written to the requirement, not to the current behaviour.
-#[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "300s")]
+#[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "120s")]
 async fn real_lifecycle_rtsp_camera_removed_and_back_mediamtx(ctx: &mut Ctx) -> anyhow::Result<()> {
     let pattern = Pattern::new(640, 480, 15);
     let mut check = PostTestCheck::new();
@@ -136,7 +136,7 @@ async fn real_lifecycle_rtsp_camera_removed_and_back_mediamtx(ctx: &mut Ctx) -> 
         let url = upstream.rtsp_url("sim0");
         let mut sim = TestVideoStreamSimulator::publish_rtsp(ctx, &url, pattern)?;
         sim.wait_published(upstream.api_addr(), "sim0", STREAM_READY)?;
-        let (options, ports, _slot) = managed(ctx, &url)?;
+        let (options, ports) = managed(ctx, &url)?;
         let service = ServiceUnderTest::start_with(ctx, options)?;
         check.expect_removed(service.root());
         let mut client = service.client(Role::Operator).await?;

@@ -12,7 +12,6 @@ use serde_json::json;
 use super::{direct, ensure_within, expect_started_then, managed, wait_streams_ready, NOTIFY};
 use super::{STREAM_READY, TESTSRC};
 use crate::support::hygiene::PostTestCheck;
-use crate::support::loopback::LoopbackLease;
 use crate::support::mediamtx::RealMediaMTXServer;
 use crate::support::service::ServiceUnderTest;
 use crate::support::simulator::{Pattern, TestVideoStreamSimulator};
@@ -172,7 +171,7 @@ async fn real_media_recording_and_snapshot_direct(ctx: &mut Ctx) -> anyhow::Resu
 
 /// MediaMTX: an RTSP camera simulated into a real MediaMTX, recorded and snapshotted through
 /// the service's managed MediaMTX.
-#[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "300s")]
+#[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "120s")]
 async fn real_media_recording_and_snapshot_mediamtx(ctx: &mut Ctx) -> anyhow::Result<()> {
     let pattern = Pattern::new(640, 480, 15);
     let mut check = PostTestCheck::new();
@@ -183,7 +182,7 @@ async fn real_media_recording_and_snapshot_mediamtx(ctx: &mut Ctx) -> anyhow::Re
         let mut sim =
             TestVideoStreamSimulator::publish_rtsp(ctx, &upstream.rtsp_url("sim0"), pattern)?;
         sim.wait_published(upstream.api_addr(), "sim0", STREAM_READY)?;
-        let (options, _ports, _slot) = managed(ctx, &upstream.rtsp_url("sim0"))?;
+        let (options, _ports) = managed(ctx, &upstream.rtsp_url("sim0"))?;
         let service = ServiceUnderTest::start_with(ctx, options)?;
         check.expect_removed(service.root());
         let mut client = service.client(Role::Operator).await?;
@@ -203,7 +202,7 @@ async fn real_media_recording_and_snapshot_v4l2loopback(ctx: &mut Ctx) -> anyhow
     let pattern = Pattern::new(640, 480, 15);
     let mut check = PostTestCheck::new();
     {
-        let lease = LoopbackLease::acquire(ctx, Duration::from_secs(60))?;
+        let lease = ctx.lease_loopback()?;
         check.watch_device(lease.path());
         let mut sim = TestVideoStreamSimulator::write_loopback(ctx, lease.path(), pattern)?;
         sim.wait_loopback_consumable(ctx, Duration::from_secs(30))?;

@@ -73,56 +73,19 @@ impl MtxPorts {
     }
 }
 
-/// Held while a managed MediaMTX runs: the service's MediaMTX config leaves WebRTC's ICE UDP
-/// listener on its fixed default (`webrtcLocalUDPAddress :8189`, facts doc §1.4), so two
-/// managed instances at once would collide (the second exits 1). Serialises them across
-/// threads and processes with a lock file next to realtest's device leases.
-#[derive(Debug)]
-pub struct ManagedSlot(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
-
-impl ManagedSlot {
-    fn acquire(ctx: &realtest::Ctx) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join("realtest-leases");
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join("mediamtx-webrtc-udp-8189.lock");
-        // Leave two minutes of the test's own time for the test.
-        let deadline =
-            tokio::time::Instant::now() + ctx.remaining().saturating_sub(Duration::from_secs(120));
-        loop {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)?;
-            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => return Ok(Self(lock)),
-                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
-                Err((_, errno)) => anyhow::bail!("lock {}: {errno}", path.display()),
-            }
-            ensure!(
-                tokio::time::Instant::now() < deadline,
-                "another managed MediaMTX held {} too long",
-                path.display()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-/// The managed MediaMTX backend on free ports with `sources`, plus the small test pattern.
-/// Keep the returned slot until the service is dropped (declare it first).
-pub fn managed(
-    ctx: &realtest::Ctx,
-    sources: &str,
-) -> anyhow::Result<(ServiceOptions, MtxPorts, ManagedSlot)> {
+/// The managed MediaMTX backend on free ports (TCP listeners and WebRTC's ICE UDP listener, so
+/// managed instances of parallel tests never collide) with `sources`, plus the small test pattern.
+pub fn managed(ctx: &realtest::Ctx, sources: &str) -> anyhow::Result<(ServiceOptions, MtxPorts)> {
     let (path, _version) = binary(ctx)?;
-    let slot = ManagedSlot::acquire(ctx)?;
     let ports = MtxPorts {
         api: free_port()?,
         rtsp: free_port()?,
         hls: free_port()?,
         webrtc: free_port()?,
     };
+    let webrtc_udp = std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let options = direct(sources)
         .env("CAMERA_SERVICE_MEDIAMTX_MODE", "managed")
         .env(
@@ -135,8 +98,12 @@ pub fn managed(
         .env(
             "CAMERA_SERVICE_MEDIAMTX_WEBRTC_PORT",
             &ports.webrtc.to_string(),
+        )
+        .env(
+            "CAMERA_SERVICE_MEDIAMTX_WEBRTC_UDP_PORT",
+            &webrtc_udp.to_string(),
         );
-    Ok((options, ports, slot))
+    Ok((options, ports))
 }
 
 /// The pid of the MediaMTX the service manages (its child running the configured binary).

@@ -396,12 +396,12 @@ async fn real_recovery_storage_full_direct(ctx: &mut Ctx) -> anyhow::Result<()> 
 /// Managed MediaMTX SIGKILLed: the service starts a new MediaMTX (a new pid, its child),
 /// registers camera0's path again (API answers for it), the stream plays again, snapshots and
 /// recordings work, and no publisher of the killed instance is left behind.
-#[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "300s")]
+#[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "120s")]
 async fn real_recovery_mediamtx_sigkill_mediamtx(ctx: &mut Ctx) -> anyhow::Result<()> {
     let (w, h, _) = TESTSRC;
     let mut check = PostTestCheck::new();
     {
-        let (options, ports, _slot) = managed(ctx, "testsrc")?;
+        let (options, ports) = managed(ctx, "testsrc")?;
         let service = ServiceUnderTest::start_with(ctx, options)?;
         check.track_processes_of(service.pid())?;
         check.expect_removed(service.root());

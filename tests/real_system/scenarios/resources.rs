@@ -269,11 +269,11 @@ async fn real_resources_cycles_leave_nothing_behind_direct(ctx: &mut Ctx) -> any
 
 /// Managed MediaMTX, two `testsrc` cameras published through it: 10 recordings, 20 snapshots,
 /// 100 connections; the only child left is the one MediaMTX.
-#[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "300s")]
+#[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "120s")]
 async fn real_resources_cycles_leave_nothing_behind_mediamtx(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mut check = PostTestCheck::new();
     {
-        let (options, _ports, _slot) = managed(ctx, "testsrc,testsrc")?;
+        let (options, _ports) = managed(ctx, "testsrc,testsrc")?;
         let service = ServiceUnderTest::start_with(ctx, options)?;
         check.track_processes_of(service.pid())?;
         check.expect_removed(service.root());

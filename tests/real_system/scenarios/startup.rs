@@ -121,11 +121,11 @@ fn real_startup_mediamtx_server_health(ctx: &mut Ctx) -> anyhow::Result<()> {
 /// Managed MediaMTX: the service writes `mediamtx.yml` into its data directory, starts MediaMTX
 /// as its child, the MediaMTX API reports the written ports, camera0's path is registered
 /// (`runOnInit` publisher of the test pattern) and gets a stream, `/ready` names the backend.
-#[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "300s")]
+#[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "120s")]
 async fn real_startup_managed_mediamtx_health(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mut check = PostTestCheck::new();
     {
-        let (options, ports, _slot) = managed(ctx, "testsrc")?;
+        let (options, ports) = managed(ctx, "testsrc")?;
         let service = ServiceUnderTest::start_with(ctx, options)?;
         check.track_processes_of(service.pid())?;
         check.expect_removed(service.root());
