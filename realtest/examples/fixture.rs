@@ -19,8 +19,19 @@ realtest::inventory::submit! {
     }
 }
 
+realtest::inventory::submit! {
+    NeedDef {
+        tag: "needs-fixture-camera",
+        hardware: true,
+        check: |_| NeedStatus::Unmet("the fixture's camera is never plugged in".into()),
+    }
+}
+
 #[realtest::test]
 fn passes() {}
+
+#[realtest::test(tags = ["needs-fixture-camera"])]
+fn hardware_camera() {}
 
 #[realtest::test(tags = ["needs-fixture-present", "slow"])]
 async fn async_passes() -> anyhow::Result<()> {

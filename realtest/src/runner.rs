@@ -16,7 +16,7 @@ use crate::cli::{self, CheckDepsFormat, CliExit, Options};
 use crate::ctx::{Ctx, Shared};
 use crate::outcome::{FailureKind, Outcome, TestError, TestRecord};
 use crate::probe::Probe;
-use crate::registry::{self, Test, DESTRUCTIVE};
+use crate::registry::{self, Test, DESTRUCTIVE, HARDWARE};
 use crate::{junit, leak, needs, process, report, workers};
 
 /// Between SIGTERM and SIGKILL for the processes of a test that timed out.
@@ -100,8 +100,13 @@ pub fn run() -> ExitCode {
         spawned_any: AtomicBool::new(false),
     });
     let started = Instant::now();
+    // The bench's cameras are checked by the binaries that have hardware tests to run, not by
+    // every test binary of the workspace.
+    let runs_hardware = tests
+        .iter()
+        .any(|test| test.has_tag(HARDWARE) && is_selected(test, &options));
     let mut trials = build_trials(&options, tests, &context);
-    if let Some(bench) = &bench {
+    if let Some(bench) = bench.as_ref().filter(|_| runs_hardware) {
         trials.extend(bench_trials(bench, &context));
     }
     let listing = options.libtest.list;

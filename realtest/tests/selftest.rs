@@ -156,7 +156,7 @@ fn every_outcome_shows_on_the_console_and_in_junit() {
     assert!(stdout.contains("[timeout] timeout after 500ms"), "{stdout}");
     assert!(stdout.contains("skipped, by reason:"), "{stdout}");
     assert!(
-        stdout.contains("test result: FAILED. 3 passed; 4 failed; 3 ignored"),
+        stdout.contains("test result: FAILED. 3 passed; 4 failed; 4 ignored"),
         "{stdout}"
     );
 
@@ -183,6 +183,10 @@ fn every_outcome_shows_on_the_console_and_in_junit() {
         Some("skipped:destructive")
     );
     assert_eq!(kind("runtime_skip").as_deref(), Some("skipped:needs-v4l2"));
+    assert_eq!(
+        case(&cases, "hardware_camera").tags,
+        "hardware,needs-fixture-camera"
+    );
     for case in &cases {
         if let Some((element, _, message)) = &case.outcome {
             assert!(
@@ -346,6 +350,20 @@ fn bench_cameras_must_be_present() {
         case(&cases, "bench::camera::absent-cam").kind().as_deref(),
         Some("failure:bench-camera")
     );
+
+    // With no hardware test selected, the bench's cameras are not this run's business.
+    let (output, stdout) = run(
+        &[
+            "--bench",
+            bench.to_str().unwrap(),
+            "--exclude-tag",
+            "hardware",
+            "bench::",
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("running 0 tests"), "{stdout}");
 }
 
 #[test]
@@ -354,7 +372,7 @@ fn listing_reports_unmet_needs_as_ignored_for_nextest() {
     assert!(output.status.success());
     assert_eq!(
         stdout.lines().filter(|l| l.ends_with(": test")).count(),
-        10,
+        11,
         "{stdout}"
     );
     let (_, stdout) = run(&["--list", "--format", "terse", "--ignored"], &[]);
@@ -363,7 +381,10 @@ fn listing_reports_unmet_needs_as_ignored_for_nextest() {
         .filter_map(|l| l.strip_suffix(": test"))
         .collect();
     ignored.sort_unstable();
-    assert_eq!(ignored, ["destructive_wipes", "needs_missing"]);
+    assert_eq!(
+        ignored,
+        ["destructive_wipes", "hardware_camera", "needs_missing"]
+    );
     // nextest runs an ignored test as `--ignored --exact NAME`: it still says why it does not run.
     let (output, stdout) = run(&["--ignored", "--exact", "needs_missing"], &[]);
     assert!(output.status.success());

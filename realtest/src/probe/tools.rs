@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::MEDIAMTX_BIN_ENV;
 use crate::process;
 
-/// Longest a `--version` query may take.
-const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a `--version` query may take (a first start from a slow shared file system, as in an
+/// emulated guest, can take over 10 s).
+const VERSION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A tool that was found and answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

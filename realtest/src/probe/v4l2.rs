@@ -279,11 +279,28 @@ fn frame_rates(device: &Device, fourcc: FourCC, width: u32, height: u32) -> Vec<
         .collect()
 }
 
+/// Bit 31 of a V4L2 FourCC marks the big-endian variant of the format (`v4l2_fourcc_be`).
+const BIG_ENDIAN: u32 = 1 << 31;
+
+/// `YUYV`, or `Y16 -BE` for a big-endian variant; hex when the code is not printable.
 fn fourcc_text(fourcc: FourCC) -> String {
-    fourcc
-        .str()
-        .map(|s| s.trim_end().to_string())
-        .unwrap_or_else(|_| format!("{:08x}", u32::from(fourcc)))
+    let code = u32::from(fourcc);
+    let (base, suffix) = if code & BIG_ENDIAN != 0 {
+        (FourCC::from(code & !BIG_ENDIAN), "-BE")
+    } else {
+        (fourcc, "")
+    };
+    match base.str() {
+        // As v4l2-ctl prints them: `Y16 -BE` keeps the padding space before the suffix.
+        Ok(text) if text.chars().all(|c| c.is_ascii_graphic() || c == ' ') => {
+            if suffix.is_empty() {
+                text.trim_end().to_string()
+            } else {
+                format!("{text}{suffix}")
+            }
+        }
+        _ => format!("{code:08x}"),
+    }
 }
 
 /// `/dev/v4l/by-id` link targets → link names.
@@ -309,4 +326,18 @@ fn usb_id(path: &Path) -> Option<String> {
         let product = std::fs::read_to_string(dir.join("idProduct")).ok()?;
         Some(format!("{}:{}", vendor.trim(), product.trim()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fourcc_names_include_big_endian_variants() {
+        assert_eq!(fourcc_text(FourCC::new(b"YUYV")), "YUYV");
+        assert_eq!(fourcc_text(FourCC::new(b"Y16 ")), "Y16");
+        let y16_be = u32::from(FourCC::new(b"Y16 ")) | BIG_ENDIAN;
+        assert_eq!(fourcc_text(FourCC::from(y16_be)), "Y16 -BE");
+        assert_eq!(fourcc_text(FourCC::from(0x0000_0001)), "00000001");
+    }
 }
