@@ -69,27 +69,13 @@ pub fn run() -> ExitCode {
         print_check_deps(format, &tests);
         return ExitCode::SUCCESS;
     }
-    let bench = match options.bench.as_deref().map(Bench::load).transpose() {
-        Ok(bench) => bench,
+    let (bench, required) = match bench_and_requirements(&options, &known_list) {
+        Ok(found) => found,
         Err(message) => {
             eprintln!("error: {message}");
             return ExitCode::from(2);
         }
     };
-    let mut required: BTreeSet<String> = options.require.iter().cloned().collect();
-    if let Some(bench) = &bench {
-        for cap in &bench.require {
-            match cli::normalise_capability(cap, &known_list) {
-                Ok(tag) => {
-                    required.insert(tag);
-                }
-                Err(message) => {
-                    eprintln!("error: bench {}: {message}", bench.name);
-                    return ExitCode::from(2);
-                }
-            }
-        }
-    }
 
     install_panic_hook();
     let context = Arc::new(RunContext {
@@ -115,10 +101,52 @@ pub fn run() -> ExitCode {
         return conclusion.exit_code();
     }
 
-    let mut records = std::mem::take(&mut *context.records.lock().unwrap());
-    records.sort_by(|a, b| a.name.cmp(&b.name));
+    let records = std::mem::take(&mut *context.records.lock().unwrap());
     let spawned_any = context.spawned_any.load(Ordering::Relaxed);
-    let stray = sweep(&context.owner_prefix, spawned_any);
+    let report_ok = report_run(
+        &options,
+        &binary,
+        bench.as_ref(),
+        records,
+        spawned_any.then_some(context.owner_prefix.as_str()),
+        started.elapsed(),
+    );
+    if !report_ok {
+        return ExitCode::FAILURE;
+    }
+    conclusion.exit_code()
+}
+
+/// The bench file (if any) and every required capability (`--require` plus the bench's).
+fn bench_and_requirements(
+    options: &Options,
+    known_needs: &[&str],
+) -> Result<(Option<Bench>, BTreeSet<String>), String> {
+    let bench = options.bench.as_deref().map(Bench::load).transpose()?;
+    let mut required: BTreeSet<String> = options.require.iter().cloned().collect();
+    if let Some(bench) = &bench {
+        for cap in &bench.require {
+            let tag = cli::normalise_capability(cap, known_needs)
+                .map_err(|message| format!("bench {}: {message}", bench.name))?;
+            required.insert(tag);
+        }
+    }
+    Ok((bench, required))
+}
+
+/// After the tests: sweeps for processes left behind (scanning for this run's owner markers
+/// when `owner_prefix` is given), prints the skip summary, writes JUnit. False when the sweep
+/// found survivors or the report could not be written.
+fn report_run(
+    options: &Options,
+    binary: &str,
+    bench: Option<&Bench>,
+    mut records: Vec<TestRecord>,
+    owner_prefix: Option<&str>,
+    took: Duration,
+) -> bool {
+    records.sort_by(|a, b| a.name.cmp(&b.name));
+    let stray = sweep(owner_prefix);
     // libtest's JSON format owns stdout: the harness's own lines go to stderr then.
     let machine_output = options.libtest.format == Some(libtest_mimic::FormatSetting::Json);
     let say = |text: &str| {
@@ -137,24 +165,21 @@ pub fn run() -> ExitCode {
     }
     if let Some(path) = &options.junit {
         let mut properties = Probe::get().properties();
-        if let Some(bench) = &bench {
+        if let Some(bench) = bench {
             properties.push(("bench".to_string(), bench.name.clone()));
             properties.push(("bench-description".to_string(), bench.description.clone()));
         }
-        let path = junit::target_path(path, &binary);
-        let report = junit::report(&binary, &records, &properties, started.elapsed());
+        let path = junit::target_path(path, binary);
+        let report = junit::report(binary, &records, &properties, took);
         match junit::write(&path, &report) {
             Ok(()) => say(&format!("JUnit report: {}", path.display())),
             Err(message) => {
                 eprintln!("error: {message}");
-                return ExitCode::FAILURE;
+                return false;
             }
         }
     }
-    if stray.is_some() {
-        return ExitCode::FAILURE;
-    }
-    conclusion.exit_code()
+    stray.is_none()
 }
 
 /// `real_system-0123456789abcdef` → `real_system`.
@@ -493,14 +518,11 @@ fn check_leaks(outcome: Outcome, shared: &Shared) -> Outcome {
     }
 }
 
-/// After the run: processes of any test of this run, or direct children nobody reaped, that are
-/// still alive. They are killed and reported as one `leak` record.
-fn sweep(owner_prefix: &str, spawned_any: bool) -> Option<TestRecord> {
-    let mut survivors = if spawned_any {
-        leak::survivors_of_run(owner_prefix)
-    } else {
-        Vec::new()
-    };
+/// After the run: processes of any test of this run (found by `owner_prefix`, when tests started
+/// any), or direct children nobody reaped, that are still alive. They are killed and reported as
+/// one `leak` record.
+fn sweep(owner_prefix: Option<&str>) -> Option<TestRecord> {
+    let mut survivors = owner_prefix.map(leak::survivors_of_run).unwrap_or_default();
     for child in leak::unowned_children() {
         if !survivors.contains(&child) {
             survivors.push(child);
