@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -110,6 +111,7 @@ pub struct SupervisorSettings {
 pub struct Supervisor {
     shutdown: CancellationToken,
     task: JoinHandle<()>,
+    running: watch::Receiver<bool>,
 }
 
 impl Supervisor {
@@ -138,8 +140,25 @@ impl Supervisor {
         tracing::info!(%version, config = %settings.config_path.display(), "starting MediaMTX");
         let child = start_once(&settings, &paths).await?;
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(supervise(settings, paths, child, shutdown.clone()));
-        Ok(Self { shutdown, task })
+        let (running_tx, running) = watch::channel(true);
+        let task = tokio::spawn(supervise(
+            settings,
+            paths,
+            child,
+            running_tx,
+            shutdown.clone(),
+        ));
+        Ok(Self {
+            shutdown,
+            task,
+            running,
+        })
+    }
+
+    /// `true` while MediaMTX runs with every path registered; `false` from the moment it exited
+    /// until a restart has registered the paths again.
+    pub fn running(&self) -> watch::Receiver<bool> {
+        self.running.clone()
     }
 
     /// Stops MediaMTX and the supervision.
@@ -203,6 +222,7 @@ async fn supervise(
     settings: SupervisorSettings,
     paths: PathSet,
     mut child: ManagedChild,
+    running: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = FIRST_BACKOFF;
@@ -216,6 +236,7 @@ async fn supervise(
             status = child.wait() => {
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                 tracing::error!(%status, tail = %child.stderr_tail(), "MediaMTX exited; restarting in {}", humantime::format_duration(backoff));
+                running.send_replace(false);
             }
         }
         loop {
@@ -229,6 +250,7 @@ async fn supervise(
                 Ok(restarted) => {
                     child = restarted;
                     backoff = FIRST_BACKOFF;
+                    running.send_replace(true);
                     break;
                 }
                 Err(e) => tracing::error!("MediaMTX restart failed: {e}"),
