@@ -6,13 +6,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use tokio::sync::watch;
 
+use crate::camera::presence::Observation;
 use crate::camera::{CameraInfo, CameraRegistry, Source, StreamUrls};
 use crate::config::{Config, MediamtxMode};
 use crate::ffmpeg::FfmpegSettings;
 use crate::mediamtx::{
     find_binary, path_config, render_config, ManagedPorts, MediamtxClient, MediamtxError, PathSet,
-    Supervisor, SupervisorError, SupervisorSettings,
+    PathState, Supervisor, SupervisorError, SupervisorSettings,
 };
 
 /// Interval of path readiness checks.
@@ -28,6 +30,9 @@ pub struct StreamNotReady {
     pub timeout: Duration,
     /// The last answer.
     pub last: String,
+    /// Whether the last answer was a path without stream (rather than no path, or MediaMTX not
+    /// answering): for a pulled RTSP camera, its source is gone.
+    pub source_absent: bool,
 }
 
 /// Why the configured backend could not be set up.
@@ -51,6 +56,8 @@ pub struct Mediamtx {
     rtsp_port: u16,
     paths: PathSet,
     supervisor: Mutex<Option<Supervisor>>,
+    /// Whether a managed MediaMTX runs with its paths registered; `None` for an external one.
+    running: Option<watch::Receiver<bool>>,
     ffmpeg: FfmpegSettings,
 }
 
@@ -91,11 +98,12 @@ impl Backend {
         };
         let client = MediamtxClient::new(&api_url, settings.api_timeout.0);
         let paths: PathSet = Arc::new(Mutex::new(BTreeMap::new()));
-        let mediamtx = Mediamtx {
+        let mut mediamtx = Mediamtx {
             client: client.clone(),
             rtsp_port: settings.rtsp_port,
             paths: Arc::clone(&paths),
             supervisor: Mutex::new(None),
+            running: None,
             ffmpeg: ffmpeg.clone(),
         };
         for camera in cameras.list() {
@@ -124,6 +132,7 @@ impl Backend {
                     paths,
                 )
                 .await?;
+                mediamtx.running = Some(supervisor.running());
                 *mediamtx.supervisor.lock().expect("supervisor lock") = Some(supervisor);
             }
             None => {
@@ -147,6 +156,11 @@ impl Backend {
             Backend::DirectFfmpeg => "ffmpeg",
             Backend::Mediamtx(_) => "mediamtx",
         }
+    }
+
+    /// Whether cameras are served by MediaMTX (managed or external).
+    pub const fn has_mediamtx(&self) -> bool {
+        matches!(self, Backend::Mediamtx(_))
     }
 
     /// Where snapshots and recordings of `camera` read from: the source itself, or the
@@ -173,17 +187,18 @@ impl Backend {
         };
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let last = match mediamtx.client.path_state(&camera.id).await {
-                Ok(Some(state)) if state.ready => return Ok(()),
-                Ok(Some(_)) => "the path has no stream yet".to_owned(),
-                Ok(None) => "the path does not exist".to_owned(),
-                Err(e) => e.to_string(),
+            let (last, source_absent) = match mediamtx.client.path_state(&camera.id).await {
+                Ok(Some(state)) if state.has_stream() => return Ok(()),
+                Ok(Some(_)) => ("the path has no stream yet".to_owned(), true),
+                Ok(None) => ("the path does not exist".to_owned(), false),
+                Err(e) => (e.to_string(), false),
             };
             if tokio::time::Instant::now() >= deadline {
                 return Err(StreamNotReady {
                     camera: camera.id.clone(),
                     timeout,
                     last,
+                    source_absent,
                 });
             }
             tokio::time::sleep(READY_POLL).await;
@@ -204,6 +219,42 @@ impl Backend {
                 (0, 0)
             }
         }
+    }
+
+    /// Whether a managed MediaMTX runs with its paths registered (changes when it exits and
+    /// when a restart has registered them again); `None` without a managed MediaMTX.
+    pub fn mediamtx_running(&self) -> Option<watch::Receiver<bool>> {
+        match self {
+            Backend::DirectFfmpeg => None,
+            Backend::Mediamtx(mediamtx) => mediamtx.running.clone(),
+        }
+    }
+
+    /// What `camera`'s MediaMTX path shows: a stream ([`Observation::Present`], facts doc
+    /// §1.6), none yet, or MediaMTX down or not answering. A path MediaMTX no longer knows (an
+    /// external instance restarted) is registered again. `None` with the direct backend.
+    pub async fn observe_path(&self, camera: &CameraInfo) -> Option<Observation> {
+        let Backend::Mediamtx(mediamtx) = self else {
+            return None;
+        };
+        if mediamtx.running.as_ref().is_some_and(|rx| !*rx.borrow()) {
+            return Some(Observation::BackendDown);
+        }
+        Some(match mediamtx.client.path_state(&camera.id).await {
+            Ok(Some(state)) if state.has_stream() => Observation::Present,
+            Ok(Some(_)) => Observation::Absent,
+            Ok(None) => {
+                tracing::info!(camera = %camera.id, "MediaMTX does not know the path; registering it again");
+                if let Err(e) = mediamtx.register(camera).await {
+                    tracing::warn!(camera = %camera.id, "registering the MediaMTX path failed: {e}");
+                }
+                Observation::Absent
+            }
+            Err(e) => {
+                tracing::debug!(camera = %camera.id, "MediaMTX path state unavailable: {e}");
+                Observation::BackendDown
+            }
+        })
     }
 
     /// Registers a camera that appeared after start.
@@ -230,7 +281,7 @@ impl Backend {
                 let state = states.iter().find(|s| s.name == camera.id);
                 json!({
                     "name": camera.id,
-                    "ready": state.is_some_and(|s| s.ready),
+                    "ready": state.is_some_and(PathState::has_stream),
                     "readers": state.map_or(0, |s| s.readers.len()),
                     "bytes_sent": state.map_or(0, |s| s.bytes_sent),
                     "urls": cameras.streams_of(&camera.id),

@@ -99,6 +99,9 @@ pub struct CamerasConfig {
     pub discover_v4l2: bool,
     /// Interval of the V4L2 hot-plug scan. Default: `500ms`.
     pub discovery_interval: ConfigDuration,
+    /// Interval of the presence check of RTSP cameras (their MediaMTX path, or `ffprobe` on
+    /// the URL without MediaMTX). Default: `5s`.
+    pub rtsp_check_interval: ConfigDuration,
 }
 
 /// `[ffmpeg]`
@@ -219,6 +222,7 @@ impl Default for CamerasConfig {
             testsrc_fps: 30,
             discover_v4l2: true,
             discovery_interval: ConfigDuration(Duration::from_millis(500)),
+            rtsp_check_interval: ConfigDuration(Duration::from_secs(5)),
         }
     }
 }
@@ -417,6 +421,20 @@ impl Config {
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.logging.level) {
             return Err(fail("logging.level", format!("not a log filter: {e}")));
+        }
+        for (key, value) in [
+            (
+                "cameras.discovery_interval",
+                self.cameras.discovery_interval.0,
+            ),
+            (
+                "cameras.rtsp_check_interval",
+                self.cameras.rtsp_check_interval.0,
+            ),
+        ] {
+            if value < Duration::from_millis(10) {
+                return Err(fail(key, "must be at least 10ms".into()));
+            }
         }
         if self.ffmpeg.binary.is_empty() {
             return Err(fail("ffmpeg.binary", "must not be empty".into()));

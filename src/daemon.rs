@@ -9,7 +9,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
-use crate::camera::discovery;
+use crate::camera::{discovery, presence};
 use crate::config::Config;
 use crate::service::{Service, StartError};
 
@@ -68,6 +68,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             shutdown.clone(),
         ));
     }
+    tokio::spawn(presence::run(
+        Arc::clone(&service),
+        service.config.cameras.rtsp_check_interval.0,
+        service.config.ffmpeg.rtsp_timeout.0,
+        shutdown.clone(),
+    ));
     tokio::select! {
         _ = sigterm.recv() => tracing::info!("SIGTERM received, shutting down"),
         _ = sigint.recv() => tracing::info!("SIGINT received, shutting down"),

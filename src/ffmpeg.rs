@@ -211,6 +211,30 @@ impl FfmpegSettings {
         CommandSpec::new(self.ffprobe_binary.clone(), args)
     }
 
+    /// `ffprobe` of an RTSP URL printing one `codec_type` per stream (`video`, `audio`): the
+    /// presence check of an RTSP camera without MediaMTX. Input options (`-rtsp_transport`,
+    /// `-timeout` in µs, `-analyzeduration` in µs) go before `-i`.
+    pub fn probe_rtsp(&self, url: &str, analyze: Duration) -> CommandSpec {
+        let mut args = strings(&["-v", "error"]);
+        let mut input = self.input_args(&Source::Rtsp(url.to_owned()), false);
+        let at_i = input.len() - 2;
+        input.splice(
+            at_i..at_i,
+            [
+                "-analyzeduration".to_owned(),
+                analyze.as_micros().to_string(),
+            ],
+        );
+        args.extend(input);
+        args.extend(strings(&[
+            "-show_entries",
+            "stream=codec_type",
+            "-of",
+            "csv=p=0",
+        ]));
+        CommandSpec::new(self.ffprobe_binary.clone(), args)
+    }
+
     /// `ffprobe` printing the container duration in seconds.
     pub fn probe_duration(&self, file: &Path) -> CommandSpec {
         let mut args = strings(&[

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::camera::presence::{self, MediaFailure};
 use crate::camera::{CameraInfo, CameraRegistry, CameraStatus};
 use crate::ffmpeg::FfmpegSettings;
 use crate::notify::Notifier;
@@ -264,7 +265,9 @@ impl Recorder {
                     .remove(&camera.id);
                 // Whatever FFmpeg wrote before failing is not a recording.
                 let _ = std::fs::remove_file(&path);
-                inner.cameras.set_status(&camera.id, CameraStatus::Error);
+                inner.cameras.update_status(&camera.id, |status| {
+                    presence::after_media_failure(status, MediaFailure::Failed)
+                });
                 return Err(e);
             }
         };

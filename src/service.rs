@@ -102,6 +102,8 @@ impl Service {
             testsrc_fps: config.cameras.testsrc_fps,
         };
         let backend = Backend::start(&config, &cameras, &ffmpeg).await?;
+        crate::camera::presence::check_at_start(&cameras, &backend, &ffmpeg, ffmpeg.rtsp_timeout)
+            .await;
         let recorder = Recorder::new(
             storage.clone(),
             ffmpeg.clone(),
@@ -181,9 +183,11 @@ fn configured_cameras(config: &Config) -> Vec<CameraInfo> {
                     ),
                 },
             };
+            // An RTSP camera is CONNECTED once the start-up presence check has seen its stream.
             let status = match &source {
                 Source::V4l2(path) if !path.exists() => CameraStatus::Disconnected,
-                Source::V4l2(_) | Source::TestPattern | Source::Rtsp(_) => CameraStatus::Connected,
+                Source::Rtsp(_) => CameraStatus::Disconnected,
+                Source::V4l2(_) | Source::TestPattern => CameraStatus::Connected,
             };
             CameraInfo {
                 id,

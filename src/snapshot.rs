@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::camera::presence::{self, MediaFailure};
 use crate::camera::{CameraInfo, CameraRegistry, CameraStatus};
 use crate::ffmpeg::{FfmpegSettings, ImageFormat};
 use crate::process::{self, ProcessError};
@@ -142,7 +143,9 @@ impl Snapshotter {
             }
         };
         if let Err(error) = result {
-            self.cameras.set_status(&camera.id, CameraStatus::Error);
+            self.cameras.update_status(&camera.id, |status| {
+                presence::after_media_failure(status, MediaFailure::Failed)
+            });
             return Err(error);
         }
         self.cameras.set_status(&camera.id, CameraStatus::Connected);

@@ -7,6 +7,7 @@ mod service_unit {
     pub mod envelope;
     pub mod ffmpeg;
     pub mod mediamtx;
+    pub mod presence;
     pub mod process;
     pub mod storage;
 }

@@ -136,20 +136,24 @@ impl CameraRegistry {
 
     /// Sets a camera's status; a change is pushed as `camera_status_update`.
     pub fn set_status(&self, id: &str, status: CameraStatus) {
-        let changed = {
-            let mut cameras = self.cameras.write().expect("cameras lock");
-            match cameras.iter_mut().find(|c| c.id == id) {
-                Some(camera) if camera.status != status => {
-                    camera.status = status;
-                    Some(camera.clone())
-                }
-                Some(_) | None => None,
-            }
+        self.update_status(id, |_| status);
+    }
+
+    /// Sets a camera's status to `next(current)`, computed under the registry lock so that
+    /// concurrent updates (presence checks, snapshots, recordings, hot-plug) do not interleave;
+    /// a change is pushed as one `camera_status_update`.
+    pub fn update_status(&self, id: &str, next: impl FnOnce(CameraStatus) -> CameraStatus) {
+        // The notification is sent under the lock, so clients see changes in the order made.
+        let mut cameras = self.cameras.write().expect("cameras lock");
+        let Some(camera) = cameras.iter_mut().find(|c| c.id == id) else {
+            return;
         };
-        if let Some(camera) = changed {
+        let status = next(camera.status);
+        if camera.status != status {
+            camera.status = status;
             tracing::info!(camera = %camera.id, ?status, "camera status changed");
             self.notifier
-                .send("camera_status_update", self.summary(&camera));
+                .send("camera_status_update", self.summary(camera));
         }
     }
 

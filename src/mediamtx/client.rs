@@ -64,6 +64,12 @@ pub struct PathState {
     /// Whether a stream is available (`ready`, kept in all versions).
     #[serde(default)]
     pub ready: bool,
+    /// Whether a stream is available (`available`, v1.16 and later; absent before).
+    #[serde(default)]
+    pub available: Option<bool>,
+    /// What feeds the path (`{"type":"rtspSource","id":…}`); `null` while nothing does.
+    #[serde(default)]
+    pub source: Option<Value>,
     /// Codec names of the tracks.
     #[serde(default)]
     pub tracks: Vec<String>,
@@ -73,6 +79,16 @@ pub struct PathState {
     /// Readers.
     #[serde(default)]
     pub readers: Vec<Value>,
+}
+
+impl PathState {
+    /// Whether the path delivers a stream to a new reader: `ready` (all versions) or
+    /// `available` (v1.16+), a source, and at least one track (facts doc §1.6).
+    pub fn has_stream(&self) -> bool {
+        (self.ready || self.available == Some(true))
+            && self.source.as_ref().is_some_and(|s| !s.is_null())
+            && !self.tracks.is_empty()
+    }
 }
 
 #[derive(Debug, Deserialize)]

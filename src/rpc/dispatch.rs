@@ -13,7 +13,8 @@ use super::error::{ErrorKind, RpcError};
 use super::methods::Method;
 use super::params::Params;
 use crate::auth::{unix_now, Caller};
-use crate::camera::CameraInfo;
+use crate::camera::presence::{self, MediaFailure};
+use crate::camera::{CameraInfo, Source};
 use crate::ffmpeg::ImageFormat;
 use crate::metrics;
 use crate::process;
@@ -243,13 +244,23 @@ async fn snapshot_info(service: &Service, params: Params<'_>) -> Result<Value, R
 }
 
 /// `camera` with the source its media is read from: its MediaMTX path once that has a stream,
-/// or the source itself.
+/// or the source itself. A path that gets no stream in time counts against the camera's
+/// status: an RTSP camera's source is gone (DISCONNECTED), anything else failed (ERROR).
 async fn media_camera(service: &Service, mut camera: CameraInfo) -> Result<CameraInfo, RpcError> {
-    service
+    let ready = service
         .backend
         .wait_stream_ready(&camera, service.config.ffmpeg.start_timeout.0)
-        .await
-        .map_err(|e| RpcError::new(ErrorKind::MediaBackend, e.to_string()))?;
+        .await;
+    if let Err(e) = ready {
+        let failure = match camera.source {
+            Source::Rtsp(_) if e.source_absent => MediaFailure::SourceAbsent,
+            Source::Rtsp(_) | Source::TestPattern | Source::V4l2(_) => MediaFailure::Failed,
+        };
+        service.cameras.update_status(&camera.id, |status| {
+            presence::after_media_failure(status, failure)
+        });
+        return Err(RpcError::new(ErrorKind::MediaBackend, e.to_string()));
+    }
     camera.source = service.backend.media_source(&camera);
     Ok(camera)
 }

@@ -91,20 +91,31 @@ async fn snapshot_from_testsrc(ctx: &mut realtest::Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An RTSP camera whose URL refuses connections (a closed loopback port) is checked at start and
+/// listed DISCONNECTED from the first call; the periodic `ffprobe` check keeps it so without
+/// repeating the notification; a snapshot or recording of it is −32006 naming the camera and
+/// the cause, and it stays DISCONNECTED (its source is gone, not failing); camera0 is unaffected.
 #[realtest::test(tags = ["needs-ffmpeg"], timeout = "90s")]
-async fn unreachable_rtsp_camera_fails_with_32006_and_reports_error(
+async fn unreachable_rtsp_camera_is_disconnected_and_media_fails_with_32006(
     ctx: &mut realtest::Ctx,
 ) -> anyhow::Result<()> {
-    // Port 1 on loopback refuses connections: FFmpeg fails at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let url = format!("rtsp://127.0.0.1:{port}/none");
     let service = ServiceUnderTest::start_with(
         ctx,
-        ServiceOptions::default().env(
-            "CAMERA_SERVICE_CAMERAS_SOURCES",
-            "testsrc,rtsp://127.0.0.1:1/none",
-        ),
+        ServiceOptions::default()
+            .env("CAMERA_SERVICE_CAMERAS_SOURCES", &format!("testsrc,{url}"))
+            .env("CAMERA_SERVICE_CAMERAS_RTSP_CHECK_INTERVAL", "200ms"),
     )?;
     let mut client =
         WsClient::connect_authenticated(&service.ws_url(), &service.token(Role::Operator)).await?;
+    let list = client.call_ok("get_camera_list", json!({})).await?;
+    assert_eq!(list["cameras"][0]["status"], "CONNECTED", "{list}");
+    assert_eq!(list["cameras"][1]["device"], "camera1", "{list}");
+    assert_eq!(list["cameras"][1]["status"], "DISCONNECTED", "{list}");
+    assert_eq!(list["connected"], 1, "{list}");
     let error = client
         .call_err("take_snapshot", json!({ "device": "camera1" }))
         .await?;
@@ -118,34 +129,43 @@ async fn unreachable_rtsp_camera_fails_with_32006_and_reports_error(
         !error.message.contains(&data_dir),
         "no server paths: {error:?}"
     );
-    // The log has the full command line, input options before `-i`.
-    assert!(
-        service
-            .output()
-            .iter()
-            .any(|line| line
-                .contains("-rtsp_transport tcp -timeout 5000000 -i rtsp://127.0.0.1:1/none")),
-        "the log carries the argv"
-    );
-    let update = client
-        .wait_notification(
-            "camera_status_update",
-            |p| p["device"] == "camera1",
-            std::time::Duration::from_secs(10),
-        )
-        .await?;
-    assert_eq!(update["status"], "ERROR");
-    let status = client
-        .call_ok("get_camera_status", json!({ "device": "camera1" }))
-        .await?;
-    assert_eq!(status["status"], "ERROR");
     let recording = client
         .call_err("start_recording", json!({ "device": "camera1" }))
         .await?;
     assert_eq!(recording.code, -32006, "{recording:?}");
+    // Several check intervals: the status does not move and nothing is sent.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    client.call_ok("ping", json!({})).await?;
+    assert!(
+        client.queued_notifications().is_empty(),
+        "no camera_status_update without a change: {:?}",
+        client.queued_notifications()
+    );
+    let status = client
+        .call_ok("get_camera_status", json!({ "device": "camera1" }))
+        .await?;
+    assert_eq!(status["status"], "DISCONNECTED");
+    let output = service.output();
+    // The log has the full command lines, input options before `-i`: the presence probe
+    // (at start and then periodically) and the snapshot.
+    let probe = format!(
+        "ffprobe -v error -rtsp_transport tcp -timeout 5000000 -analyzeduration 2000000 -i {url}"
+    );
+    let probes = output.iter().filter(|line| line.contains(&probe)).count();
+    assert!(
+        probes >= 3,
+        "start-up and periodic ffprobe checks: {probes}"
+    );
+    assert!(
+        output
+            .iter()
+            .any(|line| line.contains(&format!("-rtsp_transport tcp -timeout 5000000 -i {url}"))),
+        "the log carries the snapshot argv"
+    );
     // camera0 is unaffected.
     client
         .call_ok("take_snapshot", json!({ "device": "camera0" }))
         .await?;
+    assert!(client.queued_notifications().is_empty());
     Ok(())
 }

@@ -117,6 +117,36 @@ fn environment_wins_over_the_file(ctx: &mut realtest::Ctx) -> anyhow::Result<()>
 }
 
 #[realtest::test]
+fn rtsp_check_interval_has_a_default_and_an_override() -> anyhow::Result<()> {
+    let config = Config::load(None, Vec::new())?;
+    assert_eq!(
+        config.cameras.rtsp_check_interval.0,
+        std::time::Duration::from_secs(5)
+    );
+    let config = Config::load(
+        None,
+        env(&[("CAMERA_SERVICE_CAMERAS_RTSP_CHECK_INTERVAL", "250ms")]),
+    )?;
+    assert_eq!(
+        config.cameras.rtsp_check_interval.0,
+        std::time::Duration::from_millis(250)
+    );
+    for value in ["0s", "1ms"] {
+        let (key, origin, reason) = refused(
+            None,
+            &[("CAMERA_SERVICE_CAMERAS_RTSP_CHECK_INTERVAL", value)],
+        );
+        assert_eq!(key, "cameras.rtsp_check_interval");
+        assert!(
+            origin.contains("CAMERA_SERVICE_CAMERAS_RTSP_CHECK_INTERVAL"),
+            "{origin}"
+        );
+        assert!(reason.contains("at least 10ms"), "{reason}");
+    }
+    Ok(())
+}
+
+#[realtest::test]
 fn invalid_overrides_name_key_origin_and_reason() -> anyhow::Result<()> {
     let cases: [(&str, &str, &str, &str); 9] = [
         (

@@ -40,6 +40,33 @@ fn rtsp_input_options_come_before_dash_i() -> anyhow::Result<()> {
 }
 
 #[realtest::test]
+fn rtsp_presence_probe_is_ffprobe_with_input_options_before_dash_i() -> anyhow::Result<()> {
+    let spec = settings().probe_rtsp("rtsp://10.0.0.5/stream", Duration::from_secs(2));
+    assert_eq!(spec.program, "ffprobe");
+    assert_eq!(
+        spec.args,
+        [
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-timeout",
+            "5000000",
+            "-analyzeduration",
+            "2000000",
+            "-i",
+            "rtsp://10.0.0.5/stream",
+            "-show_entries",
+            "stream=codec_type",
+            "-of",
+            "csv=p=0"
+        ]
+    );
+    assert_eq!(spec.stdin, StdinMode::Null);
+    Ok(())
+}
+
+#[realtest::test]
 fn snapshot_writes_one_frame_to_one_file() -> anyhow::Result<()> {
     let spec = settings().snapshot(
         &Source::TestPattern,
