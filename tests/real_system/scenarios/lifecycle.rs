@@ -118,13 +118,10 @@ async fn real_lifecycle_testsrc_direct(ctx: &mut Ctx) -> anyhow::Result<()> {
 }
 
 /// MediaMTX, an RTSP camera simulated into a real MediaMTX: discovered CONNECTED with its
-/// stream URL, the stream plays, record → snapshot → files; the publisher stops (camera
-/// removed) → `camera_status_update` DISCONNECTED and the list says so; the publisher comes
-/// back → CONNECTED, the stream plays and snapshots work again.
-///
-/// Note: the service as of this commit has no presence monitoring of RTSP sources (neither the
-/// MediaMTX path state nor a probe); until it does, this test fails at the DISCONNECTED step
-/// wherever MediaMTX exists. It is written to the requirement, not to the current behaviour.
+/// stream URL (checked at start), the stream plays, record → snapshot → files; the publisher
+/// stops (camera removed) → exactly one `camera_status_update` DISCONNECTED (the service polls
+/// the camera's MediaMTX path) and the list says so; the publisher comes back → exactly one
+/// CONNECTED with the same id, the stream plays and snapshots work again.
 #[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "120s")]
 async fn real_lifecycle_rtsp_camera_removed_and_back_mediamtx(ctx: &mut Ctx) -> anyhow::Result<()> {
     let pattern = Pattern::new(640, 480, 15);
@@ -137,6 +134,7 @@ async fn real_lifecycle_rtsp_camera_removed_and_back_mediamtx(ctx: &mut Ctx) -> 
         let mut sim = TestVideoStreamSimulator::publish_rtsp(ctx, &url, pattern)?;
         sim.wait_published(upstream.api_addr(), "sim0", STREAM_READY)?;
         let (options, ports) = managed(ctx, &url)?;
+        let options = options.env("CAMERA_SERVICE_CAMERAS_RTSP_CHECK_INTERVAL", "250ms");
         let service = ServiceUnderTest::start_with(ctx, options)?;
         check.expect_removed(service.root());
         let mut client = service.client(Role::Operator).await?;
@@ -149,16 +147,23 @@ async fn real_lifecycle_rtsp_camera_removed_and_back_mediamtx(ctx: &mut Ctx) -> 
             (640, 480)
         );
         record_and_snapshot(ctx, &service, &mut client, "camera0", (640, 480)).await?;
+        ensure!(
+            client.queued_notifications().is_empty(),
+            "nothing but the recording's notifications so far: {:?}",
+            client.queued_notifications()
+        );
 
         sim.stop()?;
         let update = client
-            .wait_notification("camera_status_update", |p| p["device"] == "camera0", NOTIFY)
+            .next_notification("camera_status_update", NOTIFY)
             .await
-            .context(
-                "no camera_status_update after the RTSP publisher stopped: the service does not \
-                 monitor RTSP source presence",
-            )?;
-        assert_eq!(update["status"], "DISCONNECTED", "{update}");
+            .context("no camera_status_update after the RTSP publisher stopped")?;
+        assert_eq!(
+            (update["device"].as_str(), update["status"].as_str()),
+            (Some("camera0"), Some("DISCONNECTED")),
+            "{update}"
+        );
+        assert_eq!(update["streams"], ports.streams("camera0"), "{update}");
         assert_eq!(
             listed(&mut client, "camera0").await?["status"],
             "DISCONNECTED"
@@ -166,10 +171,15 @@ async fn real_lifecycle_rtsp_camera_removed_and_back_mediamtx(ctx: &mut Ctx) -> 
 
         let mut sim = TestVideoStreamSimulator::publish_rtsp(ctx, &url, pattern)?;
         sim.wait_published(upstream.api_addr(), "sim0", STREAM_READY)?;
+        // MediaMTX retries a lost pull source every few seconds; the next update is CONNECTED.
         let update = client
-            .wait_notification("camera_status_update", |p| p["device"] == "camera0", NOTIFY)
+            .next_notification("camera_status_update", NOTIFY)
             .await?;
-        assert_eq!(update["status"], "CONNECTED", "{update}");
+        assert_eq!(
+            (update["device"].as_str(), update["status"].as_str()),
+            (Some("camera0"), Some("CONNECTED")),
+            "{update}"
+        );
         assert_eq!(listed(&mut client, "camera0").await?["status"], "CONNECTED");
         wait_streams_ready(&mut client, &["camera0"]).await?;
         assert_eq!(
@@ -179,6 +189,11 @@ async fn real_lifecycle_rtsp_camera_removed_and_back_mediamtx(ctx: &mut Ctx) -> 
         client
             .call_ok("take_snapshot", json!({ "device": "camera0" }))
             .await?;
+        ensure!(
+            client.queued_notifications().is_empty(),
+            "one update per change: {:?}",
+            client.queued_notifications()
+        );
         sim.stop()?;
     }
     check.verify(ctx)

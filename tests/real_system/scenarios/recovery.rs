@@ -393,15 +393,19 @@ async fn real_recovery_storage_full_direct(ctx: &mut Ctx) -> anyhow::Result<()> 
     check.verify(ctx)
 }
 
-/// Managed MediaMTX SIGKILLed: the service starts a new MediaMTX (a new pid, its child),
-/// registers camera0's path again (API answers for it), the stream plays again, snapshots and
-/// recordings work, and no publisher of the killed instance is left behind.
+/// Managed MediaMTX SIGKILLed: clients get exactly `camera_status_update` camera0 ERROR (while
+/// MediaMTX is down) then camera0 CONNECTED (once the restarted MediaMTX has the path
+/// registered again and its stream is ready), in that order and nothing else; the service
+/// started a new MediaMTX (a new pid, its child), registered camera0's path again (API answers
+/// for it), the stream plays again, snapshots and recordings work, and no publisher of the
+/// killed instance is left behind.
 #[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "120s")]
 async fn real_recovery_mediamtx_sigkill_mediamtx(ctx: &mut Ctx) -> anyhow::Result<()> {
     let (w, h, _) = TESTSRC;
     let mut check = PostTestCheck::new();
     {
         let (options, ports) = managed(ctx, "testsrc")?;
+        let options = options.env("CAMERA_SERVICE_CAMERAS_RTSP_CHECK_INTERVAL", "250ms");
         let service = ServiceUnderTest::start_with(ctx, options)?;
         check.track_processes_of(service.pid())?;
         check.expect_removed(service.root());
@@ -413,6 +417,11 @@ async fn real_recovery_mediamtx_sigkill_mediamtx(ctx: &mut Ctx) -> anyhow::Resul
             (u64::from(w), u64::from(h))
         );
 
+        ensure!(
+            client.queued_notifications().is_empty(),
+            "no notification before the kill: {:?}",
+            client.queued_notifications()
+        );
         let old = mediamtx_child(ctx, &service)?;
         ctx.log(format_args!("SIGKILL MediaMTX {old}"));
         kill(Pid::from_raw(old), Signal::SIGKILL)?;
@@ -425,6 +434,15 @@ async fn real_recovery_mediamtx_sigkill_mediamtx(ctx: &mut Ctx) -> anyhow::Resul
             }
         };
         ctx.log(format_args!("restarted MediaMTX {new}"));
+        let update = client
+            .next_notification("camera_status_update", NOTIFY)
+            .await
+            .context("no camera_status_update after MediaMTX was killed")?;
+        assert_eq!(
+            (update["device"].as_str(), update["status"].as_str()),
+            (Some("camera0"), Some("ERROR")),
+            "{update}"
+        );
         // The path lives only in MediaMTX's memory: its presence proves re-registration.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -437,6 +455,16 @@ async fn real_recovery_mediamtx_sigkill_mediamtx(ctx: &mut Ctx) -> anyhow::Resul
                 _ => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
+        let update = client
+            .next_notification("camera_status_update", NOTIFY)
+            .await
+            .context("no camera_status_update once MediaMTX was back")?;
+        assert_eq!(
+            (update["device"].as_str(), update["status"].as_str()),
+            (Some("camera0"), Some("CONNECTED")),
+            "{update}"
+        );
+        assert_eq!(update["streams"], ports.streams("camera0"), "{update}");
         wait_streams_ready(&mut client, &["camera0"]).await?;
         assert_eq!(
             media::probe_stream_frame(ctx, &url, 40)?,
@@ -453,6 +481,11 @@ async fn real_recovery_mediamtx_sigkill_mediamtx(ctx: &mut Ctx) -> anyhow::Resul
         )?;
         assert_eq!((still.width, still.height), (u64::from(w), u64::from(h)));
         records_again(&mut client, 2).await?;
+        ensure!(
+            client.queued_notifications().is_empty(),
+            "one update per change: {:?}",
+            client.queued_notifications()
+        );
         // Publishers of camera0 are all under the service (none orphaned by the kill).
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
