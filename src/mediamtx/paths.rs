@@ -6,7 +6,9 @@ use crate::camera::Source;
 use crate::ffmpeg::FfmpegSettings;
 
 /// The body registered for camera path `name`: an RTSP camera is pulled by MediaMTX
-/// (`source: rtsp://…`); a test pattern or V4L2 device is published by an FFmpeg that MediaMTX
+/// (`source: rtsp://…`, always on: no `sourceOnDemand`, so the path is ready exactly while the
+/// source delivers and its state is the camera's presence; an on-demand path would stay
+/// not-ready until someone reads it); a test pattern or V4L2 device is published by an FFmpeg that MediaMTX
 /// starts with the path and restarts when it exits (`runOnInit`, `runOnInitRestart`), so the
 /// device has exactly one reader.
 pub fn path_config(source: &Source, name: &str, rtsp_port: u16, ffmpeg: &FfmpegSettings) -> Value {
