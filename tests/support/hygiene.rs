@@ -15,6 +15,8 @@ use super::procfs;
 
 /// Environment marker realtest sets on every process a test starts.
 const OWNER_ENV: &str = "REALTEST_OWNER";
+/// How long a just-spawned process may take to show its environment in `/proc/PID/environ`.
+const ENVIRON_SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What to verify once the fixtures are gone.
 #[derive(Debug, Default)]
@@ -33,10 +35,24 @@ impl PostTestCheck {
 
     /// Learns this test's process marker from `pid`, a process the test started through its
     /// `Ctx` and that is still running; afterwards no process with that marker may be alive.
+    ///
+    /// A process that was spawned a moment ago may not show its environment yet: the kernel
+    /// lets the spawning parent (vfork) go on as soon as the new program's memory is in place,
+    /// and only then records where its environment lies, so `/proc/PID/environ` reads empty for
+    /// that moment — long enough to be seen on a slow (emulated) machine. So an empty environment
+    /// is read again for a while; one without the marker is an error at once.
     pub fn track_processes_of(&mut self, pid: u32) -> anyhow::Result<()> {
-        let owner = procfs::environ_value(pid as i32, OWNER_ENV).ok_or_else(|| {
-            anyhow::anyhow!("pid {pid} carries no {OWNER_ENV}: not started through the Ctx")
-        })?;
+        let deadline = std::time::Instant::now() + ENVIRON_SETTLE;
+        let owner = loop {
+            if let Some(owner) = procfs::environ_value(pid as i32, OWNER_ENV) {
+                break owner;
+            }
+            let settled = procfs::environ_len(pid as i32).is_some_and(|len| len > 0);
+            if settled || std::time::Instant::now() >= deadline {
+                anyhow::bail!("pid {pid} carries no {OWNER_ENV}: not started through the Ctx");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
         self.owner = Some(owner);
         Ok(())
     }
