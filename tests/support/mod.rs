@@ -11,4 +11,5 @@ pub mod mediamtx;
 pub mod procfs;
 pub mod service;
 pub mod simulator;
+pub mod v4l2dev;
 pub mod ws_client;

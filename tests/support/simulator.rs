@@ -8,6 +8,8 @@
 //! `-loglevel`; its output is in the test's captured log.
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -18,6 +20,7 @@ use serde_json::Value;
 
 use super::media::{self, VideoInfo};
 use super::mediamtx;
+use super::v4l2dev;
 
 /// Grace period when stopping a simulator (SIGTERM finalises FFmpeg).
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -150,7 +153,9 @@ impl TestVideoStreamSimulator {
     }
 
     /// Starts writing `pattern` into the v4l2loopback node `device` as YUYV, paced in real time.
+    /// The node is made ready for a writer first (see [`rearm_loopback_output`]).
     pub fn write_loopback(ctx: &Ctx, device: &Path, pattern: Pattern) -> anyhow::Result<Self> {
+        rearm_loopback_output(device)?;
         let child = ctx.spawn(
             Command::new("ffmpeg")
                 .args(["-hide_banner", "-nostdin", "-loglevel", &log_level()])
@@ -268,10 +273,54 @@ impl TestVideoStreamSimulator {
 
 /// Whether `device`'s QUERYCAP device caps include video capture.
 pub fn capture_caps(device: &Path) -> anyhow::Result<bool> {
-    let dev =
-        v4l::Device::with_path(device).with_context(|| format!("open {}", device.display()))?;
-    let caps = dev.query_caps()?;
+    let caps = v4l2dev::open(device)?.query_caps()?;
     Ok(caps
         .capabilities
         .intersects(v4l::capability::Flags::VIDEO_CAPTURE))
+}
+
+/// Makes the v4l2loopback node `device` accept a new FFmpeg writer again.
+///
+/// v4l2loopback 0.12.7 (Debian 12) with `exclusive_caps=1` marks a node ready for output again
+/// only when a *streaming* writer (one that called `VIDIOC_STREAMON` on the output queue)
+/// closes it. FFmpeg's v4l2 output writes with `write()`, so after its first writer has gone the
+/// node advertises neither output nor capture, and the kernel checks `VIDIOC_G_FMT` against the
+/// device caps of the node's *last* `VIDIOC_QUERYCAP`: once anything queried the idle node (a
+/// probe, a discovery scan of any service, a test waiting for capture), the next FFmpeg writer
+/// fails with `ioctl(VIDIOC_G_FMT): Invalid argument`. A `VIDIOC_STREAMON` on the output queue
+/// marks this opener as a streaming writer (even though it then fails: no format is set), so
+/// closing it marks the node ready for output; the `VIDIOC_QUERYCAP` after it puts the output
+/// capability back into the caps the kernel checks.
+pub fn rearm_loopback_output(device: &Path) -> anyhow::Result<()> {
+    {
+        // std opens with O_CLOEXEC: this opener must really be closed at the end of this block
+        // (a child process inheriting it would keep the node from being ready for output).
+        let node = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(device)
+            .with_context(|| format!("open {}", device.display()))?;
+        let mut kind = v4l::buffer::Type::VideoOutput as u32;
+        // SAFETY: VIDIOC_STREAMON reads one `int` (the buffer type) through the pointer, which
+        // points at a live local for the duration of the call, on a descriptor `node` keeps
+        // open. Its result does not matter (it fails while no format is set): see above.
+        #[allow(unsafe_code)]
+        let _ = unsafe {
+            v4l::v4l2::ioctl(
+                node.as_raw_fd(),
+                v4l::v4l2::vidioc::VIDIOC_STREAMON,
+                std::ptr::from_mut(&mut kind).cast::<std::os::raw::c_void>(),
+            )
+        };
+    }
+    let caps = v4l2dev::open(device)?.query_caps()?;
+    ensure!(
+        caps.capabilities
+            .intersects(v4l::capability::Flags::VIDEO_OUTPUT),
+        "{} does not take a writer: device caps {} (is another process still streaming into it?)",
+        device.display(),
+        caps.capabilities
+    );
+    Ok(())
 }
