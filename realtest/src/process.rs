@@ -6,7 +6,7 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -70,6 +70,18 @@ pub fn describe(command: &Command) -> String {
     words.join(" ")
 }
 
+/// Held shared while a child is forked and exclusively while V4L2 nodes are open for probing:
+/// the `v4l` crate opens nodes without close-on-exec, so a child forked meanwhile would inherit
+/// the descriptor and hold the device for its whole life (a v4l2loopback node then keeps a stale
+/// format and cannot be unloaded).
+static FORK_GATE: RwLock<()> = RwLock::new(());
+
+/// Runs `f` while no child is being forked by the harness.
+pub fn without_forks<T>(f: impl FnOnce() -> T) -> T {
+    let _gate = FORK_GATE.write().unwrap_or_else(PoisonError::into_inner);
+    f()
+}
+
 /// Starts `command` in a new process group, stdin from `/dev/null`, stdout and stderr piped;
 /// returns the child and the command line for messages.
 fn spawn_in_own_group(command: &mut Command) -> Result<(Child, String), ProcessError> {
@@ -79,7 +91,11 @@ fn spawn_in_own_group(command: &mut Command) -> Result<(Child, String), ProcessE
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    match command.spawn() {
+    let spawned = {
+        let _gate = FORK_GATE.read().unwrap_or_else(PoisonError::into_inner);
+        command.spawn()
+    };
+    match spawned {
         Ok(child) => Ok((child, description)),
         Err(source) => Err(ProcessError::Spawn {
             command: description,

@@ -12,6 +12,8 @@ use v4l::framesize::FrameSizeEnum;
 use v4l::video::Capture;
 use v4l::{Device, FourCC};
 
+use crate::process;
+
 /// The driver name v4l2loopback reports.
 pub const LOOPBACK_DRIVER: &str = "v4l2 loopback";
 
@@ -148,7 +150,7 @@ fn scan_dir(dev: &Path) -> V4l2Probe {
         let path = dev.join(format!("video{number}"));
         // QUERYCAP strings are decoded with unwrap() inside the v4l crate: keep a malformed
         // answer from taking the harness down.
-        match std::panic::catch_unwind(|| read_node(&path)) {
+        match process::without_forks(|| std::panic::catch_unwind(|| read_node(&path))) {
             Ok(Ok(mut node)) => {
                 node.by_id = by_id.get(&path).cloned();
                 probe.nodes.push(node);
