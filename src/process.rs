@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
@@ -217,6 +217,17 @@ pub struct ManagedChild {
     reaped: bool,
 }
 
+/// Held shared while a child is forked and exclusively while V4L2 nodes are open for probing:
+/// the `v4l` crate opens nodes without close-on-exec, so a child forked meanwhile (an FFmpeg
+/// starting a snapshot) would inherit the descriptor and hold the device for its whole life.
+static FORK_GATE: RwLock<()> = RwLock::new(());
+
+/// Runs `f` while no child is being forked.
+pub fn without_forks<T>(f: impl FnOnce() -> T) -> T {
+    let _gate = FORK_GATE.write().unwrap_or_else(PoisonError::into_inner);
+    f()
+}
+
 /// Spawns `spec` in a new process group.
 pub fn spawn(spec: &CommandSpec) -> Result<ManagedChild, ProcessError> {
     let argv = spec.argv();
@@ -231,7 +242,11 @@ pub fn spawn(spec: &CommandSpec) -> Result<ManagedChild, ProcessError> {
             StdinMode::Piped => Stdio::piped(),
         });
     die_with_parent(&mut command);
-    let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
+    let spawned = {
+        let _gate = FORK_GATE.read().unwrap_or_else(PoisonError::into_inner);
+        command.spawn()
+    };
+    let mut child = spawned.map_err(|source| ProcessError::Spawn {
         argv: argv.clone(),
         source,
     })?;

@@ -14,6 +14,7 @@ use v4l::framesize::FrameSizeEnum;
 use v4l::video::Capture;
 
 use super::{CameraInfo, CameraRegistry, CameraStatus, Capabilities, Source};
+use crate::process;
 use crate::service::Service;
 
 /// Where stable symlinks to video nodes live.
@@ -45,8 +46,13 @@ pub fn is_capture_node(device_caps: Flags) -> bool {
     capture && !m2m
 }
 
-/// Probes one node; `Ok(None)` when it is not a camera.
+/// Probes one node; `Ok(None)` when it is not a camera. No child is forked meanwhile, so none
+/// inherits the node's descriptor (see [`process::without_forks`]).
 pub fn probe(path: &Path) -> std::io::Result<Option<ProbedDevice>> {
+    process::without_forks(|| probe_node(path))
+}
+
+fn probe_node(path: &Path) -> std::io::Result<Option<ProbedDevice>> {
     let device = v4l::Device::with_path(path)?;
     let caps = device.query_caps()?;
     if !is_capture_node(caps.capabilities) {
