@@ -27,7 +27,8 @@ enum Outcome {
 }
 
 /// Every method, params for it that never start FFmpeg, the lowest role allowed (`None`: no
-/// authentication), and the outcome once allowed.
+/// authentication), and the outcome once allowed. `take_snapshot` has a second row without
+/// params: authentication and role are checked before params.
 fn method_table() -> Vec<(&'static str, Value, Option<Role>, Outcome)> {
     use Outcome::{Code, Ok};
     let camera = json!({ "device": "camera99" });
@@ -70,6 +71,12 @@ fn method_table() -> Vec<(&'static str, Value, Option<Role>, Outcome)> {
             Code(-32004),
         ),
         (
+            "take_snapshot",
+            json!({}),
+            Some(Role::Operator),
+            Code(-32602),
+        ),
+        (
             "start_recording",
             camera.clone(),
             Some(Role::Operator),
@@ -102,8 +109,9 @@ fn method_table() -> Vec<(&'static str, Value, Option<Role>, Outcome)> {
     ]
 }
 
-/// Every method × {unauthenticated, viewer, operator, admin}: −32001 without authentication,
-/// −32003 below the method's role, otherwise the method's own outcome.
+/// Every method × {unauthenticated, viewer, operator, admin}: −32001 without authentication
+/// (naming the method), −32003 below the method's role (naming the role required), otherwise the
+/// method's own outcome; `ping` answers `pong` to everyone.
 #[realtest::test(timeout = "60s")]
 async fn real_control_role_matrix(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mut check = PostTestCheck::new();
@@ -130,12 +138,27 @@ async fn real_control_role_matrix(ctx: &mut Ctx) -> anyhow::Result<()> {
                     (Some(_), Some(_)) => allowed,
                 };
                 let response = client.call(method, params).await?;
-                let actual = match error_of(&response) {
+                let error = error_of(&response);
+                let actual = match &error {
                     Some(error) => Outcome::Code(error.code),
                     None => Outcome::Ok,
                 };
                 assert_eq!(actual, expected, "{method} as {caller:?}: {response}");
                 assert_eq!(response["jsonrpc"], "2.0");
+                let named = match (expected, required) {
+                    (Outcome::Code(-32001), _) => Some(method.to_owned()),
+                    (Outcome::Code(-32003), Some(required)) => Some(required.to_string()),
+                    _ => None,
+                };
+                if let (Some(error), Some(named)) = (&error, named) {
+                    assert!(
+                        error.message.contains(&named),
+                        "{method} as {caller:?}: {error:?} names `{named}`"
+                    );
+                }
+                if method == "ping" {
+                    assert_eq!(response["result"], "pong", "ping as {caller:?}");
+                }
                 calls += 1;
             }
         }
@@ -156,8 +179,9 @@ fn sign_raw(secret: &str, claims: &Value) -> String {
 
 /// Expired, forged, foreign-secret, `alg: none`, unknown-role, claim-less and garbage tokens
 /// are −32001 and leave the connection unauthenticated; the same as a bearer header is HTTP 401
-/// before the upgrade; a later `authenticate` replaces the role; a session whose token expires
-/// while connected gets −32001 ("expired").
+/// before the upgrade, while a valid one authenticates the connection; `authenticate` reports
+/// role, permissions, expiry and session; a later `authenticate` replaces the role; a session
+/// whose token expires while connected gets −32001 ("expired").
 #[realtest::test(timeout = "60s")]
 async fn real_control_tokens_and_session_expiry(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mut check = PostTestCheck::new();
@@ -230,7 +254,25 @@ async fn real_control_tokens_and_session_expiry(ctx: &mut Ctx) -> anyhow::Result
             assert_eq!(refused.status, 401, "{what} as a bearer header");
         }
 
-        // A second authenticate replaces the first: admin, then viewer.
+        // A valid token as a bearer header authenticates the connection.
+        let mut bearer =
+            WsClient::connect(&service.ws_url(), Some(&service.token(Role::Viewer))).await?;
+        let list = bearer.call_ok("get_camera_list", json!({})).await?;
+        assert_eq!(list["total"], 1, "{list}");
+
+        // What authenticate reports; a second authenticate replaces the first: operator, admin,
+        // then viewer.
+        let result = client.authenticate(&service.token(Role::Operator)).await?;
+        assert_eq!(result["authenticated"], true);
+        assert_eq!(result["role"], "operator");
+        assert_eq!(result["permissions"], json!(["view", "control"]));
+        assert!(
+            result["expires_at"]
+                .as_str()
+                .is_some_and(|s| s.ends_with('Z')),
+            "{result}"
+        );
+        assert_eq!(result["session_id"].as_str().map(str::len), Some(36));
         client.authenticate(&service.token(Role::Admin)).await?;
         client.call_ok("get_storage_info", json!({})).await?;
         let result = client.authenticate(&service.token(Role::Viewer)).await?;
