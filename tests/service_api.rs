@@ -3,7 +3,6 @@
 
 mod service_api {
     pub mod auth;
-    pub mod bad_input;
     pub mod lifecycle;
     pub mod limits;
     pub mod mediamtx;

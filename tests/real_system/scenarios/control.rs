@@ -299,8 +299,9 @@ async fn real_control_tokens_and_session_expiry(ctx: &mut Ctx) -> anyhow::Result
     check.verify(ctx)
 }
 
-/// Every kind of bad input gets its exact code, requests without id get no reply, an oversized
-/// message closes only that connection (1009), and the service keeps serving.
+/// Every kind of bad input gets its exact code (unknown cameras and file names outside the
+/// storage dirs among them, the latter refused over HTTP too), requests without id get no reply,
+/// an oversized message closes only that connection (1009), and the service keeps serving.
 #[realtest::test(timeout = "60s")]
 async fn real_control_bad_input_exact_codes(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mut check = PostTestCheck::new();
@@ -422,24 +423,36 @@ async fn real_control_bad_input_exact_codes(ctx: &mut Ctx) -> anyhow::Result<()>
                 "{method} {params}: {error:?} names `{name}`"
             );
         }
-        for method in [
-            "get_camera_status",
-            "get_camera_capabilities",
-            "take_snapshot",
-            "start_recording",
-            "stop_recording",
-        ] {
-            let error = client
-                .call_err(method, json!({ "device": "/dev/video0" }))
-                .await?;
-            assert_eq!(error.code, -32004, "{method}: {error:?}");
+        for device in ["camera99", "/dev/video0"] {
+            for method in [
+                "get_camera_status",
+                "get_camera_capabilities",
+                "take_snapshot",
+                "start_recording",
+                "stop_recording",
+            ] {
+                let error = client.call_err(method, json!({ "device": device })).await?;
+                assert_eq!(error.code, -32004, "{method} {device}: {error:?}");
+                assert!(error.message.contains(device), "{method}: {error:?}");
+            }
         }
+
+        // File names never leave the storage dirs: not over the API, not over HTTP.
+        let secret = service.data_dir.join("jwt-secret");
+        let outside = service
+            .data_dir
+            .parent()
+            .context("data dir has a parent")?
+            .join("outside.jpg");
+        std::fs::write(&outside, b"not yours")?;
         for name in [
             "../jwt-secret",
+            "../../outside.jpg",
             "/etc/passwd",
             "a/b.jpg",
             "..",
             "nul\u{0}.jpg",
+            "",
         ] {
             for method in [
                 "delete_snapshot",
@@ -450,7 +463,35 @@ async fn real_control_bad_input_exact_codes(ctx: &mut Ctx) -> anyhow::Result<()>
                 let error = client.call_err(method, json!({ "filename": name })).await?;
                 assert_eq!(error.code, -32602, "{method} {name:?}: {error:?}");
             }
+            let error = client
+                .call_err(
+                    "take_snapshot",
+                    json!({ "device": "camera0", "filename": name }),
+                )
+                .await?;
+            assert_eq!(error.code, -32602, "take_snapshot {name:?}: {error:?}");
         }
+        let bearer = format!("Bearer {}", service.token(Role::Admin));
+        for path in [
+            "/files/snapshots/..%2Fjwt-secret",
+            "/files/recordings/%2E%2E%2Fjwt-secret",
+            "/files/other/jwt-secret",
+        ] {
+            let response = http::get(service.addr, path, &[("Authorization", &bearer)])?;
+            assert!(
+                matches!(response.status, 400 | 404),
+                "{path}: {}",
+                response.status
+            );
+            assert!(
+                !response.text().contains(&std::fs::read_to_string(&secret)?),
+                "{path} leaked the secret"
+            );
+        }
+        assert!(
+            secret.exists() && outside.exists(),
+            "nothing outside the storage dirs may be touched"
+        );
         let idle = client
             .call_err("stop_recording", json!({ "device": "camera0" }))
             .await?;
