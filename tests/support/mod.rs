@@ -9,6 +9,7 @@ pub mod hygiene;
 pub mod media;
 pub mod mediamtx;
 pub mod procfs;
+pub mod rtsp_server;
 pub mod service;
 pub mod simulator;
 pub mod v4l2dev;
