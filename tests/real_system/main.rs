@@ -4,6 +4,7 @@
 
 mod hardware;
 mod mediamtx;
+mod rtsp_direct;
 mod scenarios;
 #[path = "../support/mod.rs"]
 mod support;
