@@ -3,7 +3,7 @@
 //! Each start and end is pushed as `recording_status_update`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -107,7 +107,8 @@ pub struct Finished {
     pub start_time: String,
     /// End time RFC 3339.
     pub end_time: String,
-    /// Elapsed seconds.
+    /// Seconds of media in the file (ffprobe), or the time FFmpeg was writing when the file
+    /// cannot be read. Not `end_time − start_time`: opening a network stream comes first.
     pub duration: f64,
     /// Bytes written.
     pub file_size: u64,
@@ -454,7 +455,7 @@ impl Supervisor {
                 (None, error)
             }
         };
-        self.finish(ack, error);
+        self.finish(ack, error).await;
     }
 
     fn storage_full(&self) -> Option<String> {
@@ -469,16 +470,20 @@ impl Supervisor {
         })
     }
 
-    fn finish(self, ack: Option<oneshot::Sender<Finished>>, error: Option<String>) {
+    async fn finish(self, ack: Option<oneshot::Sender<Finished>>, error: Option<String>) {
         let inner = &self.recorder.inner;
         let file_size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let writing = self.started.elapsed().as_secs_f64();
+        let duration = media_duration(&inner.ffmpeg, &self.path, inner.limits.start_timeout)
+            .await
+            .unwrap_or(writing);
         let finished = Finished {
             session_id: self.session_id,
             filename: self.filename,
             status: if error.is_some() { "FAILED" } else { "STOPPED" },
             start_time: rfc3339(self.started_at),
             end_time: rfc3339(SystemTime::now()),
-            duration: (self.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+            duration: (duration * 1000.0).round() / 1000.0,
             file_size,
             error,
         };
@@ -521,4 +526,12 @@ fn stop_error(result: Result<std::process::ExitStatus, ProcessError>) -> Option<
 fn client_error(error: &ProcessError) -> String {
     tracing::warn!("recording FFmpeg: {error}");
     error.summary()
+}
+
+/// Seconds of media in `file` as ffprobe reads them; `None` when it cannot tell within `limit`.
+pub async fn media_duration(ffmpeg: &FfmpegSettings, file: &Path, limit: Duration) -> Option<f64> {
+    let output = process::run_capturing(&ffmpeg.probe_duration(file), limit)
+        .await
+        .ok()?;
+    output.trim().parse().ok()
 }

@@ -18,6 +18,7 @@ use crate::camera::{CameraInfo, Source};
 use crate::ffmpeg::ImageFormat;
 use crate::metrics;
 use crate::process;
+use crate::recording;
 use crate::retention::{PolicyType, RetentionPolicy};
 use crate::service::Service;
 use crate::snapshot::SnapshotRequest;
@@ -214,18 +215,10 @@ async fn recording_info(service: &Service, params: Params<'_>) -> Result<Value, 
     let entry = service.storage.info(FileKind::Recording, name)?;
     let path = service.storage.path_of(FileKind::Recording, name)?;
     let mut result = serde_json::to_value(&entry).expect("file entries serialise");
-    result["duration"] = json!(probe_duration(service, &path).await);
+    let limit = service.config.ffmpeg.snapshot_timeout.0;
+    result["duration"] = json!(recording::media_duration(&service.ffmpeg, &path, limit).await);
     result["recording"] = json!(service.recorder.active_files().contains(&entry.filename));
     Ok(result)
-}
-
-/// The duration ffprobe reads from a recording, `None` when it cannot tell.
-async fn probe_duration(service: &Service, path: &std::path::Path) -> Option<f64> {
-    let spec = service.ffmpeg.probe_duration(path);
-    let output = process::run_capturing(&spec, service.config.ffmpeg.snapshot_timeout.0)
-        .await
-        .ok()?;
-    output.trim().parse().ok()
 }
 
 async fn snapshot_info(service: &Service, params: Params<'_>) -> Result<Value, RpcError> {
