@@ -88,6 +88,7 @@ async fn real_rtsp_direct_snapshot_and_recording(ctx: &mut Ctx) -> anyhow::Resul
             .await?;
         assert_eq!(started["status"], "STARTED", "{started}");
         let filename = started["filename"].as_str().context("filename")?.to_owned();
+        let mut stopped = Value::Null;
         for expected in ["STARTED", "STOPPED"] {
             let update = client
                 .next_notification("recording_status_update", NOTIFY)
@@ -101,6 +102,7 @@ async fn real_rtsp_direct_snapshot_and_recording(ctx: &mut Ctx) -> anyhow::Resul
                 (Some(expected), Some("camera0"), Some(filename.as_str())),
                 "{update}"
             );
+            stopped = update;
         }
         let info = media::probe(ctx, &service.recordings_dir().join(&filename))?;
         assert_eq!(
@@ -111,6 +113,13 @@ async fn real_rtsp_direct_snapshot_and_recording(ctx: &mut Ctx) -> anyhow::Resul
         ensure!(
             (duration - SECONDS as f64).abs() <= 1.0,
             "recording lasts {duration} s, not {SECONDS} ± 1 s"
+        );
+        // The STOPPED notification reports the media in the file, not the wall-clock time since
+        // the stream was opened (an RTSP input is analysed for seconds before the first write).
+        let reported = stopped["duration"].as_f64().context("STOPPED has no duration")?;
+        ensure!(
+            (reported - duration).abs() < 0.01,
+            "STOPPED says {reported} s, the file holds {duration} s"
         );
         assert_eq!(only_camera(&mut client).await?["status"], "CONNECTED");
         ensure!(
