@@ -116,7 +116,9 @@ async fn real_rtsp_direct_snapshot_and_recording(ctx: &mut Ctx) -> anyhow::Resul
         );
         // The STOPPED notification reports the media in the file, not the wall-clock time since
         // the stream was opened (an RTSP input is analysed for seconds before the first write).
-        let reported = stopped["duration"].as_f64().context("STOPPED has no duration")?;
+        let reported = stopped["duration"]
+            .as_f64()
+            .context("STOPPED has no duration")?;
         ensure!(
             (reported - duration).abs() < 0.01,
             "STOPPED says {reported} s, the file holds {duration} s"
