@@ -70,14 +70,30 @@ fn marked(matches: impl Fn(&OsStr) -> bool) -> Vec<Survivor> {
         .collect()
 }
 
+/// How long a found process gets to finish dying before it counts: one whose parent was just
+/// killed may still be on its way out (e.g. a `PR_SET_PDEATHSIG` child).
+const SETTLE: Duration = Duration::from_millis(500);
+
+/// Scans with `scan` until it finds nothing or [`SETTLE`] has passed; returns the last scan.
+fn settled(scan: impl Fn() -> Vec<Survivor>) -> Vec<Survivor> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let found = scan();
+        if found.is_empty() || Instant::now() >= deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 /// Live processes whose environment has `REALTEST_OWNER=<owner>`.
 pub fn survivors(owner: &str) -> Vec<Survivor> {
-    marked(|value| value == owner)
+    settled(|| marked(|value| value == owner))
 }
 
 /// Live processes whose owner marker starts with `prefix` (any test of this run).
 pub fn survivors_of_run(prefix: &str) -> Vec<Survivor> {
-    marked(|value| value.to_string_lossy().starts_with(prefix))
+    settled(|| marked(|value| value.to_string_lossy().starts_with(prefix)))
 }
 
 /// Live direct children of this process that were not reaped (started outside `Ctx`), read
