@@ -474,7 +474,8 @@ impl Supervisor {
         let inner = &self.recorder.inner;
         let file_size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         let writing = self.started.elapsed().as_secs_f64();
-        let duration = media_duration(&inner.ffmpeg, &self.path, inner.limits.start_timeout)
+        // Bounded by one stop step: this also runs while the service shuts down.
+        let duration = media_duration(&inner.ffmpeg, &self.path, inner.limits.stop_grace)
             .await
             .unwrap_or(writing);
         let finished = Finished {
