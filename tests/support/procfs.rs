@@ -72,14 +72,6 @@ pub fn environ_value(pid: i32, key: &str) -> Option<String> {
     })
 }
 
-/// Size in bytes of `pid`'s initial environment as `/proc/PID/environ` shows it (`None` when
-/// unreadable). It is 0 for a moment right after the process started its program.
-pub fn environ_len(pid: i32) -> Option<usize> {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .ok()
-        .map(|raw| raw.len())
-}
-
 /// Live processes (not zombies) whose environment has `key=value`.
 pub fn processes_with_env(key: &str, value: &str) -> Vec<i32> {
     std::fs::read_dir("/proc")
