@@ -103,20 +103,7 @@ impl FfmpegSettings {
         args.extend(self.input_args(source, true));
         match source {
             Source::Rtsp(_) => args.extend(strings(&["-c:v", "copy", "-c:a", "aac"])),
-            Source::TestPattern | Source::V4l2(_) => {
-                args.extend(strings(&[
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    "ultrafast",
-                    "-tune",
-                    "zerolatency",
-                    "-pix_fmt",
-                    "yuv420p",
-                    "-g",
-                ]));
-                args.push(self.gop(source).to_string());
-            }
+            Source::TestPattern | Source::V4l2(_) => args.extend(self.live_h264_args(source)),
         }
         if let Some(duration) = duration {
             args.push("-t".into());
@@ -178,7 +165,16 @@ impl FfmpegSettings {
     pub fn publish(&self, source: &Source, rtsp_url: &str) -> CommandSpec {
         let mut args = strings(&["-hide_banner", "-loglevel", "warning"]);
         args.extend(self.input_args(source, true));
-        args.extend(strings(&[
+        args.extend(self.live_h264_args(source));
+        args.extend(strings(&["-f", "rtsp", "-rtsp_transport", "tcp"]));
+        args.push(rtsp_url.to_owned());
+        CommandSpec::new(self.binary.clone(), args)
+    }
+
+    /// Low-latency H.264 for live sources (test pattern, V4L2): one-second GOP, so a reader or
+    /// a fragmented file gets a keyframe every second.
+    fn live_h264_args(&self, source: &Source) -> Vec<String> {
+        let mut args = strings(&[
             "-c:v",
             "libx264",
             "-preset",
@@ -188,11 +184,9 @@ impl FfmpegSettings {
             "-pix_fmt",
             "yuv420p",
             "-g",
-        ]));
+        ]);
         args.push(self.gop(source).to_string());
-        args.extend(strings(&["-f", "rtsp", "-rtsp_transport", "tcp"]));
-        args.push(rtsp_url.to_owned());
-        CommandSpec::new(self.binary.clone(), args)
+        args
     }
 
     /// `ffprobe` printing `WIDTHxHEIGHT` of the first video stream.
