@@ -13,8 +13,9 @@ use crate::camera::{CameraInfo, CameraRegistry, Source, StreamUrls};
 use crate::config::{Config, MediamtxMode};
 use crate::ffmpeg::FfmpegSettings;
 use crate::mediamtx::{
-    find_binary, path_config, render_config, ManagedPorts, MediamtxClient, MediamtxError, PathSet,
-    PathState, Supervisor, SupervisorError, SupervisorSettings,
+    check_reported, find_binary, path_config, render_config, ManagedPorts, MediamtxClient,
+    MediamtxError, PathSet, PathState, Supervisor, SupervisorError, SupervisorSettings,
+    UnsupportedVersion, OLDEST_SUPPORTED,
 };
 
 /// Interval of path readiness checks.
@@ -47,6 +48,15 @@ pub enum BackendError {
     /// The external instance refused a path.
     #[error("external MediaMTX: {0}")]
     External(#[from] MediamtxError),
+    /// The external instance is a release outside the supported range.
+    #[error("external MediaMTX at {url}: {source}")]
+    ExternalUnsupported {
+        /// Its API base URL.
+        url: String,
+        /// Its version and the range.
+        #[source]
+        source: UnsupportedVersion,
+    },
 }
 
 /// The MediaMTX side of the service.
@@ -128,7 +138,7 @@ impl Backend {
                         stop_grace: config.ffmpeg.stop_grace.0,
                         max_backoff: settings.max_restart_backoff.0,
                     },
-                    |version| render_config(version, host, ports),
+                    Box::new(move |version| render_config(version, host, ports)),
                     paths,
                 )
                 .await?;
@@ -136,6 +146,21 @@ impl Backend {
                 *mediamtx.supervisor.lock().expect("supervisor lock") = Some(supervisor);
             }
             None => {
+                let reported = client.reported_version().await?;
+                let version = check_reported(&reported).map_err(|source| {
+                    BackendError::ExternalUnsupported {
+                        url: client.base_url().to_owned(),
+                        source,
+                    }
+                })?;
+                match version {
+                    Some(version) => {
+                        tracing::info!(%version, url = %client.base_url(), "external MediaMTX")
+                    }
+                    None => {
+                        tracing::info!(url = %client.base_url(), "external MediaMTX without /v3/info (older than v1.15.2), {OLDEST_SUPPORTED} or later (its global config has `playback`)")
+                    }
+                }
                 for camera in cameras.list() {
                     mediamtx.register(&camera).await?;
                 }

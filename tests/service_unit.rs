@@ -7,6 +7,8 @@ mod service_unit {
     pub mod envelope;
     pub mod ffmpeg;
     pub mod mediamtx;
+    pub mod mediamtx_release;
+    pub mod mediamtx_standin;
     pub mod presence;
     pub mod process;
     pub mod storage;

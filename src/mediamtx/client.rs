@@ -1,12 +1,19 @@
-//! The MediaMTX v3 control API, with verbs and paths as MediaMTX defines them: `replace` is the
-//! idempotent register (upsert since v1.8.2), `delete` is `DELETE`, any 2xx is success whatever
-//! the body (empty up to v1.16, `{"status":"ok"}` after), and an error body's `error` field is
-//! carried into the error.
+//! The MediaMTX v3 control API, with verbs and paths as MediaMTX defines them (its
+//! `openapi.yaml`, checked per release by the conformance test): `replace` is the idempotent
+//! register (an upsert since v1.8.2; before, a new path answers 404 and is added), `delete` is
+//! `DELETE`, any 2xx is success whatever the body (empty up to v1.15.4, `{"status":"ok"}` since
+//! v1.15.5), and an error body's `error` field is carried into the error. Every reply type is a
+//! public struct so that the fields it reads can be checked against each release's schemas.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
+
+use super::version::ReportedVersion;
+
+/// MediaMTX's error text for adding a path that exists (`conf.AddPath`, every v1.x).
+const PATH_ALREADY_EXISTS: &str = "path already exists";
 
 /// A failed API call, with method, URL, status and MediaMTX's message.
 #[derive(Debug, thiserror::Error)]
@@ -91,11 +98,37 @@ impl PathState {
     }
 }
 
+/// One page of `GET /v3/paths/list` (schema `PathList`).
 #[derive(Debug, Deserialize)]
-struct Page<T> {
+pub struct PathList {
+    /// Number of pages.
     #[serde(rename = "pageCount")]
-    page_count: u64,
-    items: Vec<T>,
+    pub page_count: u64,
+    /// The paths of this page.
+    pub items: Vec<PathState>,
+}
+
+/// An error reply (schema `Error`): `{"error":"…"}`, with `"status":"error"` since v1.15.5.
+#[derive(Debug, Deserialize)]
+pub struct ErrorReply {
+    /// What went wrong.
+    pub error: Option<String>,
+}
+
+/// `GET /v3/info` (schema `Info`, v1.15.2 and later).
+#[derive(Debug, Deserialize)]
+pub struct InstanceInfo {
+    /// The version, as `--version` prints it.
+    pub version: String,
+}
+
+/// The one global setting read from `GET /v3/config/global/get` (schema `GlobalConf`) where
+/// `/v3/info` does not exist: `playback` is a key there since v1.5.0.
+#[derive(Debug, Deserialize)]
+pub struct GlobalFeatures {
+    /// The playback server switch; `None` when the key is absent.
+    #[serde(default)]
+    pub playback: Option<Value>,
 }
 
 /// A client of one MediaMTX API base URL (`http://127.0.0.1:9997`).
@@ -125,8 +158,28 @@ impl MediamtxClient {
     }
 
     /// Registers (creates or replaces) the configuration of path `name`:
-    /// `POST /v3/config/paths/replace/{name}`.
+    /// `POST /v3/config/paths/replace/{name}`. Before v1.8.2 replace answers 404 for a path that
+    /// does not exist yet; it is then added (`POST /v3/config/paths/add/{name}`), and replaced
+    /// after all if someone else added it in between (400 `path already exists`).
     pub async fn register_path(&self, name: &str, config: &Value) -> Result<(), MediamtxError> {
+        match self.replace_path(name, config).await {
+            Err(e) if e.status() == Some(404) => {}
+            other => return other,
+        }
+        let url = format!("{}/v3/config/paths/add/{name}", self.base);
+        let response = self.http.post(&url).json(config).send().await;
+        match self.expect_success("POST", url, response).await {
+            Ok(_) => Ok(()),
+            Err(MediamtxError::Status {
+                status: 400,
+                message,
+                ..
+            }) if message == PATH_ALREADY_EXISTS => self.replace_path(name, config).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn replace_path(&self, name: &str, config: &Value) -> Result<(), MediamtxError> {
         let url = format!("{}/v3/config/paths/replace/{name}", self.base);
         let response = self.http.post(&url).json(config).send().await;
         self.expect_success("POST", url, response).await.map(drop)
@@ -163,7 +216,7 @@ impl MediamtxClient {
             let url = format!("{}/v3/paths/list?page={page}&itemsPerPage=100", self.base);
             let response = self.http.get(&url).send().await;
             let body = self.expect_success("GET", url.clone(), response).await?;
-            let parsed: Page<PathState> = parse("GET", &url, &body)?;
+            let parsed: PathList = parse("GET", &url, &body)?;
             items.extend(parsed.items);
             page += 1;
             if page >= parsed.page_count {
@@ -177,6 +230,34 @@ impl MediamtxClient {
         let url = format!("{}/v3/paths/list?itemsPerPage=1", self.base);
         let response = self.http.get(&url).send().await;
         self.expect_success("GET", url, response).await.map(drop)
+    }
+
+    /// What the instance tells about its version: `GET /v3/info` (v1.15.2+); where that is 404,
+    /// whether `GET /v3/config/global/get` has the `playback` key (v1.5.0+); where that is 404
+    /// too, there is no v3 API.
+    pub async fn reported_version(&self) -> Result<ReportedVersion, MediamtxError> {
+        let url = format!("{}/v3/info", self.base);
+        let response = self.http.get(&url).send().await;
+        match self.expect_success("GET", url.clone(), response).await {
+            Ok(body) => {
+                let info: InstanceInfo = parse("GET", &url, &body)?;
+                return Ok(ReportedVersion::Info(info.version));
+            }
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => return Err(e),
+        }
+        let url = format!("{}/v3/config/global/get", self.base);
+        let response = self.http.get(&url).send().await;
+        match self.expect_success("GET", url.clone(), response).await {
+            Ok(body) => {
+                let global: GlobalFeatures = parse("GET", &url, &body)?;
+                Ok(ReportedVersion::NoInfo {
+                    has_playback: global.playback.is_some(),
+                })
+            }
+            Err(e) if e.status() == Some(404) => Ok(ReportedVersion::NoV3Api),
+            Err(e) => Err(e),
+        }
     }
 
     async fn expect_success(
@@ -209,9 +290,9 @@ impl MediamtxClient {
         if status.is_success() {
             return Ok(body);
         }
-        let message = serde_json::from_str::<Value>(&body)
+        let message = serde_json::from_str::<ErrorReply>(&body)
             .ok()
-            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+            .and_then(|reply| reply.error)
             .unwrap_or_else(|| body.trim().to_owned());
         Err(MediamtxError::Status {
             method,

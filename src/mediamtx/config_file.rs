@@ -5,6 +5,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::version::Version;
+
 /// Listener ports of a managed MediaMTX.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ManagedPorts {
@@ -20,18 +22,12 @@ pub struct ManagedPorts {
     pub webrtc_udp: u16,
 }
 
-/// Parses `vX.Y.Z[-…]` into (X, Y, Z).
-pub fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
-    let core = text.trim().strip_prefix('v')?.split('-').next()?;
-    let mut parts = core.split('.').map(|p| p.parse::<u32>().ok());
-    Some((parts.next()??, parts.next()??, parts.next()??))
-}
-
-/// The YAML config for MediaMTX `version` (as printed by `mediamtx --version`), listening on
-/// `host` for streams.
-pub fn render_config(version: &str, host: IpAddr, ports: ManagedPorts) -> String {
-    let version = parse_version(version).unwrap_or((1, 11, 0));
-    let transports_key = if version >= (1, 11, 0) {
+/// The YAML config for MediaMTX `version` (a supported one, see [`super::check_supported`]),
+/// listening on `host` for streams. Every key is one of that release's `mediamtx.yml` (checked
+/// per release by the conformance test against tests/data/mediamtx).
+pub fn render_config(version: Version, host: IpAddr, ports: ManagedPorts) -> String {
+    // `protocols` was renamed in v1.11.0 (the old name is a deprecated alias).
+    let transports_key = if version >= Version::new(1, 11, 0) {
         "rtspTransports"
     } else {
         "protocols"
@@ -53,20 +49,16 @@ pub fn render_config(version: &str, host: IpAddr, ports: ManagedPorts) -> String
          hlsAddress: {hls}\n\
          webrtc: yes\n\
          webrtcAddress: {webrtc}\n\
+         webrtcLocalUDPAddress: {webrtc_udp}\n\
          srt: no\n",
         api = ports.api,
         rtsp = SocketAddr::new(host, ports.rtsp),
         hls = SocketAddr::new(host, ports.hls),
         webrtc = SocketAddr::new(host, ports.webrtc),
+        webrtc_udp = SocketAddr::new(host, ports.webrtc_udp),
     );
-    if version >= (1, 11, 0) {
-        // Older versions name this listener differently; they keep its default (:8189).
-        yaml.push_str(&format!(
-            "webrtcLocalUDPAddress: {}\n",
-            SocketAddr::new(host, ports.webrtc_udp)
-        ));
-    }
-    if version >= (1, 19, 0) {
+    // MoQ (v1.19.0+) is on by default and writes a key pair into the working directory.
+    if version >= Version::new(1, 19, 0) {
         yaml.push_str("moq: no\n");
     }
     yaml.push_str("pathDefaults:\n  recordDeleteAfter: 0s\npaths: {}\n");

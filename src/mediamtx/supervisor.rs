@@ -1,6 +1,9 @@
-//! A managed MediaMTX: the config is written once, the process is started, its API awaited,
-//! every camera path registered; when it exits it is restarted with backoff and every path is
-//! registered again (API changes live only in MediaMTX's memory).
+//! A managed MediaMTX: its version is checked against the supported range, the config for it
+//! written once, the process started, its API awaited, every camera path registered; when it
+//! exits it is restarted with backoff and every path is registered again (API changes live only
+//! in MediaMTX's memory). The binary is asked its version again before every restart: one
+//! replaced by another supported release gets a config of its own, one outside the range is not
+//! started (it would refuse its config: no crash loop), and is asked again after the next delay.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{MediamtxClient, MediamtxError};
+use super::version::{check_version_output, UnsupportedVersion, Version};
 use crate::process::{self, CommandSpec, ManagedChild, ProcessError};
 
 /// Interval between API readiness checks.
@@ -49,6 +53,15 @@ pub enum SupervisorError {
     /// `mediamtx --version` failed.
     #[error("failed to read the MediaMTX version: {0}")]
     Version(#[source] ProcessError),
+    /// The binary is a MediaMTX release outside the supported range.
+    #[error("{binary}: {source}", binary = binary.display())]
+    Unsupported {
+        /// The binary.
+        binary: PathBuf,
+        /// Its version and the range.
+        #[source]
+        source: UnsupportedVersion,
+    },
     /// The config file could not be written.
     #[error("failed to write MediaMTX config {}: {source}", path.display())]
     WriteConfig {
@@ -114,36 +127,31 @@ pub struct Supervisor {
     running: watch::Receiver<bool>,
 }
 
+/// Renders the config file for a MediaMTX version.
+pub type RenderConfig = Box<dyn Fn(Version) -> String + Send + Sync>;
+
 impl Supervisor {
-    /// Reads the version, writes the config produced by `render` for it, starts MediaMTX, waits
-    /// for the API and registers `paths`. Then supervises it in the background.
+    /// Reads the version (refusing one outside the supported range), writes the config
+    /// produced by `render` for it, starts MediaMTX, waits for the API and registers `paths`.
+    /// Then supervises it in the background.
     pub async fn start(
         settings: SupervisorSettings,
-        render: impl FnOnce(&str) -> String,
+        render: RenderConfig,
         paths: PathSet,
     ) -> Result<Self, SupervisorError> {
-        let version_spec = CommandSpec::new(
-            settings.binary.display().to_string(),
-            vec!["--version".into()],
-        );
-        let version = process::run_capturing(&version_spec, settings.startup_timeout)
-            .await
-            .map_err(SupervisorError::Version)?;
-        let version = version.trim().to_owned();
-        let config = render(&version);
-        std::fs::write(&settings.config_path, config).map_err(|source| {
-            SupervisorError::WriteConfig {
-                path: settings.config_path.clone(),
-                source,
-            }
-        })?;
+        let version = read_version(&settings).await?;
+        write_config(&settings, &render, version)?;
         tracing::info!(%version, config = %settings.config_path.display(), "starting MediaMTX");
         let child = start_once(&settings, &paths).await?;
         let shutdown = CancellationToken::new();
         let (running_tx, running) = watch::channel(true);
         let task = tokio::spawn(supervise(
-            settings,
-            paths,
+            Managed {
+                settings,
+                render,
+                version,
+                paths,
+            },
             child,
             running_tx,
             shutdown.clone(),
@@ -166,6 +174,34 @@ impl Supervisor {
         self.shutdown.cancel();
         let _ = self.task.await;
     }
+}
+
+/// `mediamtx --version`, parsed and checked against the supported range.
+async fn read_version(settings: &SupervisorSettings) -> Result<Version, SupervisorError> {
+    let spec = CommandSpec::new(
+        settings.binary.display().to_string(),
+        vec!["--version".into()],
+    );
+    let output = process::run_capturing(&spec, settings.startup_timeout)
+        .await
+        .map_err(SupervisorError::Version)?;
+    check_version_output(&output).map_err(|source| SupervisorError::Unsupported {
+        binary: settings.binary.clone(),
+        source,
+    })
+}
+
+fn write_config(
+    settings: &SupervisorSettings,
+    render: &RenderConfig,
+    version: Version,
+) -> Result<(), SupervisorError> {
+    std::fs::write(&settings.config_path, render(version)).map_err(|source| {
+        SupervisorError::WriteConfig {
+            path: settings.config_path.clone(),
+            source,
+        }
+    })
 }
 
 /// Spawns MediaMTX, waits for its API and registers every path.
@@ -218,9 +254,31 @@ async fn start_once(
     Ok(child)
 }
 
-async fn supervise(
+/// What the supervision task owns.
+struct Managed {
     settings: SupervisorSettings,
+    render: RenderConfig,
+    /// The version the config file was written for.
+    version: Version,
     paths: PathSet,
+}
+
+impl Managed {
+    /// Starts MediaMTX again; first rewrites the config if the binary now has another (supported)
+    /// version.
+    async fn restart(&mut self) -> Result<ManagedChild, SupervisorError> {
+        let version = read_version(&self.settings).await?;
+        if version != self.version {
+            tracing::warn!(old = %self.version, new = %version, "the MediaMTX binary changed; writing its config anew");
+            write_config(&self.settings, &self.render, version)?;
+            self.version = version;
+        }
+        start_once(&self.settings, &self.paths).await
+    }
+}
+
+async fn supervise(
+    mut managed: Managed,
     mut child: ManagedChild,
     running: watch::Sender<bool>,
     shutdown: CancellationToken,
@@ -230,7 +288,7 @@ async fn supervise(
         tokio::select! {
             biased;
             () = shutdown.cancelled() => {
-                let _ = child.stop(settings.stop_grace).await;
+                let _ = child.stop(managed.settings.stop_grace).await;
                 return;
             }
             status = child.wait() => {
@@ -245,8 +303,8 @@ async fn supervise(
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(backoff) => {}
             }
-            backoff = (backoff * 2).min(settings.max_backoff);
-            match start_once(&settings, &paths).await {
+            backoff = (backoff * 2).min(managed.settings.max_backoff);
+            match managed.restart().await {
                 Ok(restarted) => {
                     child = restarted;
                     backoff = FIRST_BACKOFF;

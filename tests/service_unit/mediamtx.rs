@@ -1,213 +1,171 @@
-//! The MediaMTX API client against a local HTTP listener that records each request (verb, path,
-//! body) and answers like MediaMTX does; path configs and the managed config file.
+//! The MediaMTX API client against the stand-in of the oldest and the newest supported release
+//! (it answers as that release's openapi.yaml and source say: tests/data/mediamtx), the
+//! supported range at start (managed: `--version`; external: `/v3/info` or what its global config
+//! shows), camera path configs, and the managed config file.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use camera_service::camera::Source;
+use anyhow::Context;
+use camera_service::backend::Backend;
+use camera_service::camera::{CameraInfo, CameraRegistry, CameraStatus, Capabilities, Source};
+use camera_service::config::{Config, MediamtxMode};
 use camera_service::ffmpeg::FfmpegSettings;
 use camera_service::mediamtx::{
-    parse_version, path_config, render_config, ManagedPorts, MediamtxClient, MediamtxError,
+    check_supported, check_version_output, path_config, render_config, supported_range,
+    ManagedPorts, MediamtxClient, MediamtxError, Supervisor, SupervisorError, SupervisorSettings,
+    Version,
 };
-use serde_json::{json, Value};
+use camera_service::notify::Notifier;
+use serde_json::json;
 
-/// One recorded request.
-#[derive(Debug, Clone, PartialEq)]
-struct Seen {
-    method: String,
-    target: String,
-    body: String,
-}
+use super::mediamtx_release::Release;
+use super::mediamtx_standin::StandIn;
 
-/// An HTTP listener answering `replies` (status, body) in order, one per connection.
-struct FakeApi {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+const PULLED: &str = "rtsp://10.0.0.5/stream";
 
-impl FakeApi {
-    fn start(replies: Vec<(u16, &'static str)>) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = Arc::clone(&seen);
-        let thread = std::thread::spawn(move || {
-            for (status, body) in replies {
-                let Ok((stream, _)) = listener.accept() else {
-                    return;
-                };
-                let mut reader = BufReader::new(stream);
-                let mut request_line = String::new();
-                if reader.read_line(&mut request_line).is_err() {
-                    return;
-                }
-                let mut length = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).is_err() || line == "\r\n" || line.is_empty() {
-                        break;
-                    }
-                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body_bytes = vec![0u8; length];
-                let _ = reader.read_exact(&mut body_bytes);
-                let mut parts = request_line.split_whitespace();
-                record.lock().unwrap().push(Seen {
-                    method: parts.next().unwrap_or_default().to_owned(),
-                    target: parts.next().unwrap_or_default().to_owned(),
-                    body: String::from_utf8_lossy(&body_bytes).into_owned(),
-                });
-                let content_type = if body.starts_with('{') {
-                    "application/json"
-                } else {
-                    "text/plain"
-                };
-                let response = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let mut stream = reader.into_inner();
-                let _ = stream.write_all(response.as_bytes());
-            }
-        });
-        Ok(Self {
-            addr,
-            seen,
-            thread: Some(thread),
-        })
-    }
-
-    fn client(&self) -> MediamtxClient {
-        MediamtxClient::new(&format!("http://{}", self.addr), Duration::from_secs(10))
-    }
-
-    fn seen(mut self) -> Vec<Seen> {
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+#[realtest::test(timeout = "60s")]
+async fn register_read_list_delete_on_the_range_ends(
+    ctx: &mut realtest::Ctx,
+) -> anyhow::Result<()> {
+    for release in Release::range_ends() {
+        let api = StandIn::start(release).await?;
+        let client = api.client();
+        let config = json!({ "source": PULLED });
+        client.register_path("camera0", &config).await?;
+        client.register_path("camera0", &config).await?;
+        assert_eq!(
+            api.config("camera0"),
+            Some(config.clone()),
+            "{}",
+            release.tag
+        );
+        let registers = api.lines();
+        ctx.log(format_args!("{}: {registers:?}", release.tag));
+        // Replace is an upsert since v1.8.2; before, a new path is 404 and is added.
+        let expected: &[&str] = if release.source.replace_creates_missing_path == Some(true) {
+            &[
+                "POST /v3/config/paths/replace/camera0",
+                "POST /v3/config/paths/replace/camera0",
+            ]
+        } else {
+            &[
+                "POST /v3/config/paths/replace/camera0",
+                "POST /v3/config/paths/add/camera0",
+                "POST /v3/config/paths/replace/camera0",
+            ]
+        };
+        assert_eq!(registers, expected, "{}", release.tag);
+        for request in api.seen() {
+            assert_eq!(request.body, Some(config.clone()), "{}", release.tag);
         }
-        self.seen.lock().unwrap().clone()
-    }
-}
 
-#[realtest::test(timeout = "30s")]
-async fn register_is_an_idempotent_replace_and_any_2xx_succeeds() -> anyhow::Result<()> {
-    // v1.16 answers 200 with an empty body, v1.17+ {"status":"ok"}; both are success.
-    let api = FakeApi::start(vec![(200, ""), (200, r#"{"status":"ok"}"#)])?;
-    let client = api.client();
-    let config = json!({ "source": "rtsp://10.0.0.5/stream" });
-    client.register_path("camera0", &config).await?;
-    client.register_path("camera0", &config).await?;
-    let seen = api.seen();
-    assert_eq!(seen.len(), 2);
-    for request in &seen {
-        assert_eq!(request.method, "POST");
-        assert_eq!(request.target, "/v3/config/paths/replace/camera0");
-        assert_eq!(serde_json::from_str::<Value>(&request.body)?, config);
+        let idle = client
+            .path_state("camera0")
+            .await?
+            .expect("camera0 is configured");
+        assert!(!idle.has_stream(), "{}: {idle:?}", release.tag);
+        api.set_stream("camera0", true);
+        let live = client
+            .path_state("camera0")
+            .await?
+            .expect("camera0 is configured");
+        assert!(live.has_stream(), "{}: {live:?}", release.tag);
+        assert_eq!(
+            (live.bytes_sent, live.tracks.clone(), live.readers.len()),
+            (456, vec!["H264".to_owned()], 0),
+            "{}",
+            release.tag
+        );
+        assert_eq!(client.path_state("nope").await?, None, "{}", release.tag);
+
+        // More than one page of 100.
+        for i in 1..=100 {
+            client.register_path(&format!("camera{i}"), &config).await?;
+        }
+        let all = client.list_paths().await?;
+        assert_eq!(all.len(), 101, "{}", release.tag);
+        assert!(all.iter().any(|p| p.name == "camera0" && p.has_stream()));
+        client.check().await?;
+
+        assert!(client.delete_path("camera1").await?, "{}", release.tag);
+        assert!(!client.delete_path("camera1").await?, "{}", release.tag);
+        assert_eq!(client.path_state("camera1").await?, None, "{}", release.tag);
+        let lines = api.lines();
+        for line in [
+            "GET /v3/paths/list",
+            "DELETE /v3/config/paths/delete/camera1",
+            "GET /v3/paths/get/nope",
+        ] {
+            assert!(
+                lines.iter().any(|l| l == line),
+                "{}: no {line}",
+                release.tag
+            );
+        }
     }
     Ok(())
 }
 
 #[realtest::test(timeout = "30s")]
+async fn a_path_added_meanwhile_is_replaced() -> anyhow::Result<()> {
+    // Before v1.8.2: replace says 404, someone else adds the path, add says "path already
+    // exists": the path is replaced after all.
+    let release = Release::range_ends()[0];
+    assert_eq!(release.source.replace_creates_missing_path, Some(false));
+    let api = StandIn::start(release).await?;
+    api.add_behind_next_missing_replace("camera0", json!({ "source": "publisher" }));
+    let config = json!({ "source": PULLED });
+    api.client().register_path("camera0", &config).await?;
+    assert_eq!(api.config("camera0"), Some(config));
+    assert_eq!(
+        api.lines(),
+        [
+            "POST /v3/config/paths/replace/camera0",
+            "POST /v3/config/paths/add/camera0",
+            "POST /v3/config/paths/replace/camera0",
+        ]
+    );
+    Ok(())
+}
+
+#[realtest::test(timeout = "30s")]
 async fn errors_carry_status_and_the_error_field() -> anyhow::Result<()> {
-    let api = FakeApi::start(vec![
-        (
-            400,
-            r#"{"status":"error","error":"'recordPath' must contain %path"}"#,
-        ),
-        (400, r#"{"error":"path already exists"}"#),
-        (404, "404 page not found"),
-    ])?;
-    let client = api.client();
-    for expected in [
-        "'recordPath' must contain %path",
-        "path already exists",
-        "404 page not found",
-    ] {
-        match client.register_path("camera0", &json!({})).await {
+    for release in Release::range_ends() {
+        let api = StandIn::start(release).await?;
+        let client = api.client();
+        match client
+            .register_path("camera0", &json!({ "sourceOnDemandd": true }))
+            .await
+        {
             Err(MediamtxError::Status {
                 status,
                 message,
                 method,
                 url,
             }) => {
-                assert!(matches!(status, 400 | 404));
-                assert_eq!(message, expected);
-                assert_eq!(method, "POST");
-                assert!(url.ends_with("/v3/config/paths/replace/camera0"), "{url}");
+                assert_eq!((status, method), (400, "POST"), "{}", release.tag);
+                assert_eq!(message, "json: unknown field \"sourceOnDemandd\"");
+                assert!(url.contains("/v3/config/paths/"), "{url}");
             }
-            other => panic!("expected a status error, got {other:?}"),
+            other => panic!("{}: expected a status error, got {other:?}", release.tag),
         }
     }
-    api.seen();
-    Ok(())
-}
-
-#[realtest::test(timeout = "30s")]
-async fn delete_uses_delete_and_404_means_absent() -> anyhow::Result<()> {
-    let api = FakeApi::start(vec![
-        (200, ""),
-        (404, r#"{"status":"error","error":"path not found"}"#),
-    ])?;
-    let client = api.client();
-    assert!(client.delete_path("camera1").await?);
-    assert!(!client.delete_path("camera1").await?);
-    let seen = api.seen();
+    // A MediaMTX without the v3 API (v1.0): gin's text 404, for replace and for add.
+    let api = StandIn::start(Release::get("v1.0.3")).await?;
+    let error = api
+        .client()
+        .register_path("camera0", &json!({ "source": PULLED }))
+        .await
+        .expect_err("no v3 API");
+    assert_eq!(error.status(), Some(404), "{error}");
     assert!(
-        seen.iter()
-            .all(|r| r.method == "DELETE" && r.target == "/v3/config/paths/delete/camera1"),
-        "{seen:?}"
-    );
-    Ok(())
-}
-
-#[realtest::test(timeout = "30s")]
-async fn path_state_and_paginated_list() -> anyhow::Result<()> {
-    let api = FakeApi::start(vec![
-        (
-            200,
-            r#"{"name":"camera0","confName":"camera0","source":{"type":"rtspSession","id":"x"},"ready":true,"readyTime":"2025-01-01T00:00:00Z","tracks":["H264"],"bytesReceived":10,"bytesSent":456,"readers":[{"type":"rtspSession","id":"y"}]}"#,
-        ),
-        (404, r#"{"error":"path not found"}"#),
-        (
-            200,
-            r#"{"itemCount":2,"pageCount":2,"items":[{"name":"camera0","ready":true,"tracks":["H264"],"readers":[]}]}"#,
-        ),
-        (
-            200,
-            r#"{"itemCount":2,"pageCount":2,"items":[{"name":"camera1","ready":false,"tracks":[],"readers":[]}]}"#,
-        ),
-    ])?;
-    let client = api.client();
-    let state = client.path_state("camera0").await?.expect("camera0 exists");
-    assert!(state.ready);
-    assert_eq!(
-        (state.bytes_sent, state.readers.len(), state.tracks.clone()),
-        (456, 1, vec!["H264".to_owned()])
-    );
-    assert_eq!(client.path_state("nope").await?, None);
-    let all = client.list_paths().await?;
-    assert_eq!(
-        all.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
-        ["camera0", "camera1"]
-    );
-    let targets: Vec<String> = api
-        .seen()
-        .into_iter()
-        .map(|r| format!("{} {}", r.method, r.target))
-        .collect();
-    assert_eq!(
-        targets,
-        [
-            "GET /v3/paths/get/camera0",
-            "GET /v3/paths/get/nope",
-            "GET /v3/paths/list?page=0&itemsPerPage=100",
-            "GET /v3/paths/list?page=1&itemsPerPage=100",
-        ]
+        error
+            .to_string()
+            .ends_with("answered 404: 404 page not found"),
+        "{error}"
     );
     Ok(())
 }
@@ -224,13 +182,7 @@ async fn unreachable_api_is_a_request_error() -> anyhow::Result<()> {
 
 #[realtest::test]
 fn camera_paths_publish_or_pull() -> anyhow::Result<()> {
-    let ffmpeg = FfmpegSettings {
-        binary: "ffmpeg".into(),
-        ffprobe_binary: "ffprobe".into(),
-        rtsp_timeout: Duration::from_secs(5),
-        testsrc_size: (640, 480),
-        testsrc_fps: 30,
-    };
+    let ffmpeg = ffmpeg();
     let pulled = path_config(
         &Source::Rtsp("rtsp://10.0.0.5/s".into()),
         "camera1",
@@ -262,21 +214,318 @@ fn camera_paths_publish_or_pull() -> anyhow::Result<()> {
 }
 
 #[realtest::test]
+fn versions_and_the_supported_range() -> anyhow::Result<()> {
+    assert_eq!(Version::parse("v1.13.1\n"), Some(Version::new(1, 13, 1)));
+    assert_eq!(
+        Version::parse("v1.20.1-3-gabcdef12-dirty"),
+        Some(Version::new(1, 20, 1))
+    );
+    assert_eq!(Version::parse("1.20.1"), None);
+    assert_eq!(Version::parse("v1.20"), None);
+    assert_eq!(Version::parse("v1.2.3.4"), None);
+    assert_eq!(supported_range(), "v1.5.0 … v1.20.x");
+    for ok in ["v1.5.0", "v1.8.1", "v1.15.2", "v1.20.0", "v1.20.9"] {
+        check_version_output(ok).map_err(anyhow::Error::msg)?;
+    }
+    for (refused, why) in [
+        ("v1.4.2", "older than v1.5.0"),
+        ("v1.0.0", "older than v1.5.0"),
+        ("v1.21.0", "newer than v1.20.x"),
+        ("v2.0.0", "newer than v1.20.x"),
+        ("v0.0.0", "without version information"),
+    ] {
+        let error = check_supported(Version::parse(refused).unwrap()).expect_err(refused);
+        let text = error.to_string();
+        assert!(
+            text.starts_with(&format!("MediaMTX {refused} is not supported")),
+            "{text}"
+        );
+        assert!(
+            text.contains("v1.5.0 … v1.20.x") && text.contains(why),
+            "{text}"
+        );
+    }
+    let garbage = check_version_output("mediamtx 1.2\n").expect_err("no vX.Y.Z");
+    assert!(garbage.to_string().contains("`mediamtx 1.2`"), "{garbage}");
+    Ok(())
+}
+
+fn camera0() -> CameraInfo {
+    CameraInfo {
+        id: "camera0".into(),
+        name: "camera0".into(),
+        source: Source::Rtsp(PULLED.into()),
+        status: CameraStatus::Disconnected,
+        resolution: String::new(),
+        fps: 0,
+        capabilities: Capabilities::default(),
+        hardware_key: None,
+    }
+}
+
+async fn start_external(api: &StandIn) -> anyhow::Result<Backend> {
+    let mut config = Config::default();
+    config.mediamtx.mode = MediamtxMode::External;
+    config.mediamtx.api_url = api.url();
+    config.mediamtx.api_timeout.0 = Duration::from_secs(5);
+    let registry = CameraRegistry::new(vec![camera0()], Notifier::default());
+    Ok(Backend::start(&config, &registry, &ffmpeg()).await?)
+}
+
+#[realtest::test(timeout = "60s")]
+async fn external_mediamtx_outside_the_range_is_refused_at_start() -> anyhow::Result<()> {
+    // (release, version in /v3/info, why it is refused)
+    let refused = [
+        (
+            "v1.0.3",
+            "v1.0.3",
+            "MediaMTX older than v1.2.0 is not supported",
+        ),
+        (
+            "v1.4.2",
+            "v1.4.2",
+            "MediaMTX older than v1.5.0 is not supported",
+        ),
+        ("v1.20.1", "v1.21.0", "MediaMTX v1.21.0 is not supported"),
+    ];
+    for (tag, version, why) in refused {
+        let api = StandIn::start_as(Release::get(tag), version).await?;
+        let error = start_external(&api).await.expect_err(tag).to_string();
+        assert!(
+            error.starts_with(&format!("external MediaMTX at {}: {why}", api.url())),
+            "{error}"
+        );
+        assert!(error.contains("v1.5.0 … v1.20.x"), "{error}");
+        assert!(
+            !api.lines().iter().any(|l| l.contains("/config/paths/")),
+            "{tag}: nothing registered on a refused MediaMTX: {:?}",
+            api.lines()
+        );
+    }
+    // With /v3/info (v1.15.2+) its version; without (v1.13), `playback` in its global config.
+    for (tag, probes) in [
+        ("v1.20.1", &["GET /v3/info"][..]),
+        (
+            "v1.13.1",
+            &["GET /v3/info", "GET /v3/config/global/get"][..],
+        ),
+        ("v1.5.1", &["GET /v3/info", "GET /v3/config/global/get"][..]),
+    ] {
+        let api = StandIn::start(Release::get(tag)).await?;
+        let backend = start_external(&api).await?;
+        let lines = api.lines();
+        assert_eq!(&lines[..probes.len()], probes, "{tag}");
+        assert!(api.config("camera0").is_some(), "{tag}: camera0 registered");
+        backend.shutdown().await;
+    }
+    Ok(())
+}
+
+/// A stand-in `mediamtx` binary for the supervisor: `--version` prints the file `version`
+/// beside it (and counts the question in `asked`); run with a config path it records its pid in
+/// `started` and sleeps. It serves nothing: the API it is checked against is a [`StandIn`].
+fn version_script(dir: &Path, version: &str) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("mediamtx");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n\
+         here=$(dirname \"$0\")\n\
+         if [ \"$1\" = --version ]; then echo x >> \"$here/asked\"; cat \"$here/version\"; exit 0; fi\n\
+         echo $$ >> \"$here/started\"\n\
+         exec sleep 600\n",
+    )?;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::write(dir.join("version"), format!("{version}\n"))?;
+    Ok(script)
+}
+
+fn lines_of(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn supervisor_settings(
+    dir: &Path,
+    binary: std::path::PathBuf,
+    client: MediamtxClient,
+) -> SupervisorSettings {
+    SupervisorSettings {
+        binary,
+        config_path: dir.join("mediamtx.yml"),
+        client,
+        startup_timeout: Duration::from_secs(10),
+        stop_grace: Duration::from_secs(2),
+        max_backoff: Duration::from_secs(2),
+    }
+}
+
+fn render() -> camera_service::mediamtx::RenderConfig {
+    Box::new(|version| render_config(version, Ipv4Addr::LOCALHOST.into(), PORTS))
+}
+
+#[realtest::test(timeout = "30s")]
+async fn managed_mediamtx_outside_the_range_is_not_started(
+    ctx: &mut realtest::Ctx,
+) -> anyhow::Result<()> {
+    let dir = ctx.temp_dir()?;
+    let binary = version_script(&dir, "v1.4.2")?;
+    let client = MediamtxClient::new("http://127.0.0.1:9", Duration::from_secs(2));
+    let paths = Arc::new(Mutex::new(Default::default()));
+    let error = Supervisor::start(
+        supervisor_settings(&dir, binary.clone(), client),
+        render(),
+        paths,
+    )
+    .await
+    .expect_err("v1.4.2 is refused");
+    assert!(
+        matches!(error, SupervisorError::Unsupported { .. }),
+        "{error}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "{}: MediaMTX v1.4.2 is not supported",
+            binary.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("v1.5.0 … v1.20.x"), "{text}");
+    assert!(!dir.join("mediamtx.yml").exists(), "no config is written");
+    assert!(
+        lines_of(&dir.join("started")).is_empty(),
+        "it is never started"
+    );
+    Ok(())
+}
+
+/// Waits until `rx` shows `wanted`.
+async fn wait_running(
+    rx: &mut tokio::sync::watch::Receiver<bool>,
+    wanted: bool,
+) -> anyhow::Result<()> {
+    tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|v| *v == wanted)).await??;
+    Ok(())
+}
+
+#[realtest::test(timeout = "60s")]
+async fn a_replaced_binary_gets_its_own_config_or_is_not_restarted(
+    ctx: &mut realtest::Ctx,
+) -> anyhow::Result<()> {
+    let dir = ctx.temp_dir()?;
+    let binary = version_script(&dir, "v1.18.2")?;
+    let api = StandIn::start(Release::get("v1.18.2")).await?;
+    let paths = Arc::new(Mutex::new(
+        [("camera0".to_owned(), json!({ "source": PULLED }))]
+            .into_iter()
+            .collect(),
+    ));
+    let supervisor = Supervisor::start(
+        supervisor_settings(&dir, binary, api.client()),
+        render(),
+        Arc::clone(&paths),
+    )
+    .await?;
+    let config = dir.join("mediamtx.yml");
+    assert!(
+        !std::fs::read_to_string(&config)?.contains("moq"),
+        "v1.18 has no moq key"
+    );
+    assert!(api.config("camera0").is_some());
+    let mut running = supervisor.running();
+
+    // Upgraded to v1.20.1, then the process exits: restarted with a config for v1.20.1.
+    std::fs::write(dir.join("version"), "v1.20.1\n")?;
+    api.forget_paths();
+    kill_started(&dir, 1).await?;
+    wait_running(&mut running, false).await?;
+    wait_running(&mut running, true).await?;
+    assert!(std::fs::read_to_string(&config)?
+        .lines()
+        .any(|l| l == "moq: no"));
+    assert!(api.config("camera0").is_some(), "registered again");
+
+    // Downgraded to v1.4.2, then it exits: not started (no crash loop of a MediaMTX that would
+    // refuse its config), asked again after each delay; `running` stays false.
+    std::fs::write(dir.join("version"), "v1.4.2\n")?;
+    let asked = lines_of(&dir.join("asked")).len();
+    kill_started(&dir, 2).await?;
+    wait_running(&mut running, false).await?;
+    wait_lines(&dir.join("asked"), asked + 2).await?;
+    // A start after the first refusal would have set `running` before the second question.
+    assert!(!*running.borrow(), "v1.4.2 was started");
+    assert_eq!(
+        lines_of(&dir.join("started")).len(),
+        2,
+        "v1.4.2 is never started"
+    );
+
+    // Back to a supported release: it recovers by itself.
+    std::fs::write(dir.join("version"), "v1.20.1\n")?;
+    wait_running(&mut running, true).await?;
+    wait_lines(&dir.join("started"), 3).await?;
+    supervisor.shutdown().await;
+    Ok(())
+}
+
+/// Waits until the file has `count` lines (a spawned script may not have run yet).
+async fn wait_lines(path: &Path, count: usize) -> anyhow::Result<Vec<String>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let lines = lines_of(path);
+        if lines.len() >= count {
+            return Ok(lines);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{} never had {count} lines: {lines:?}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// SIGTERM to the `count`-th started script, once it runs.
+async fn kill_started(dir: &Path, count: usize) -> anyhow::Result<()> {
+    let started = wait_lines(&dir.join("started"), count).await?;
+    let pid: i32 = started[count - 1].parse().context("a pid")?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )?;
+    Ok(())
+}
+
+const PORTS: ManagedPorts = ManagedPorts {
+    api: 9997,
+    rtsp: 8554,
+    hls: 8888,
+    webrtc: 8889,
+    webrtc_udp: 8189,
+};
+
+fn ffmpeg() -> FfmpegSettings {
+    FfmpegSettings {
+        binary: "ffmpeg".into(),
+        ffprobe_binary: "ffprobe".into(),
+        rtsp_timeout: Duration::from_secs(5),
+        testsrc_size: (640, 480),
+        testsrc_fps: 30,
+    }
+}
+
+#[realtest::test]
 fn managed_config_matches_the_version() -> anyhow::Result<()> {
-    let ports = ManagedPorts {
-        api: 9997,
-        rtsp: 8554,
-        hls: 8888,
-        webrtc: 8889,
-        webrtc_udp: 8189,
-    };
     let host = "127.0.0.1".parse()?;
-    assert_eq!(parse_version("v1.13.1"), Some((1, 13, 1)));
-    assert_eq!(parse_version("v1.20.1-3-gabcdef12-dirty"), Some((1, 20, 1)));
-    let v1_13 = render_config("v1.13.1\n", host, ports);
+    let v1_13 = render_config(Version::new(1, 13, 1), host, PORTS);
     for line in [
         "api: yes",
         "apiAddress: 127.0.0.1:9997",
+        "playback: no",
         "rtspTransports: [tcp]",
         "rtspAddress: 127.0.0.1:8554",
         "hlsAddress: 127.0.0.1:8888",
@@ -293,16 +542,12 @@ fn managed_config_matches_the_version() -> anyhow::Result<()> {
         !v1_13.contains("moq"),
         "unknown keys are fatal before v1.19"
     );
-    assert!(render_config("v1.20.1", host, ports)
+    assert!(render_config(Version::new(1, 20, 1), host, PORTS)
         .lines()
         .any(|l| l == "moq: no"));
-    let v1_9 = render_config("v1.9.3", host, ports);
+    let v1_9 = render_config(Version::new(1, 9, 3), host, PORTS);
     assert!(v1_9.lines().any(|l| l == "protocols: [tcp]"), "{v1_9}");
-    assert!(
-        !v1_9.contains("webrtcLocalUDPAddress"),
-        "the key is newer than v1.9: {v1_9}"
-    );
-    let v6 = render_config("v1.13.1", "::1".parse()?, ports);
+    let v6 = render_config(Version::new(1, 13, 1), "::1".parse()?, PORTS);
     assert!(v6.lines().any(|l| l == "rtspAddress: [::1]:8554"), "{v6}");
     Ok(())
 }

@@ -1,11 +1,9 @@
 //! Camera presence: the transitions of RTSP cameras and of cameras behind a MediaMTX that goes
 //! down and comes back, the notifications they give (one per change), the start-up check, and
-//! the presence check of the MediaMTX path through the real API client against a local HTTP
-//! listener (no MediaMTX here: verbs, paths and bodies as in the facts doc §1.3/§1.6).
+//! the presence check of the MediaMTX path through the real API client against the API stand-in
+//! of the oldest and the newest supported release (no MediaMTX here).
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use camera_service::backend::Backend;
@@ -17,6 +15,9 @@ use camera_service::config::{Config, MediamtxMode};
 use camera_service::ffmpeg::FfmpegSettings;
 use camera_service::mediamtx::PathState;
 use camera_service::notify::Notifier;
+
+use super::mediamtx_release::Release;
+use super::mediamtx_standin::StandIn;
 
 use CameraStatus::{Connected, Disconnected, Error};
 use Observation::{Absent, BackendDown, Present};
@@ -273,95 +274,66 @@ fn mediamtx_path_bodies_of_every_version() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A local HTTP listener answering each connection with the next of `replies` and recording
-/// `METHOD target`; once the replies are used up it closes (connections are then refused).
-fn api(replies: Vec<(u16, &'static str)>) -> anyhow::Result<(u16, Arc<Mutex<Vec<String>>>)> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for (status, body) in replies {
-            let Ok((stream, _)) = listener.accept() else {
-                return;
-            };
-            let mut reader = BufReader::new(stream);
-            let mut request_line = String::new();
-            let _ = reader.read_line(&mut request_line);
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() || line == "\r\n" || line.is_empty() {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut request_body = vec![0u8; length];
-            let _ = reader.read_exact(&mut request_body);
-            let mut parts = request_line.split_whitespace();
-            record.lock().unwrap().push(format!(
-                "{} {}",
-                parts.next().unwrap_or_default(),
-                parts.next().unwrap_or_default()
-            ));
-            let response = format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = reader.into_inner().write_all(response.as_bytes());
-        }
-    });
-    Ok((port, seen))
-}
-
-const READY: &str = r#"{"name":"camera0","source":{"type":"rtspSource","id":""},"ready":true,"tracks":["H264"],"readers":[]}"#;
-const NOT_READY: &str =
-    r#"{"name":"camera0","source":null,"ready":false,"tracks":[],"readers":[]}"#;
-
-#[realtest::test(timeout = "30s")]
+#[realtest::test(timeout = "60s")]
 async fn external_mediamtx_path_is_observed_and_registered_again() -> anyhow::Result<()> {
-    let (port, seen) = api(vec![
-        (200, ""),                              // register at start (v1.16 style)
-        (200, NOT_READY),                       // start-up check: not pulled yet
-        (200, READY),                           // start-up check: stream
-        (200, READY),                           // Present
-        (200, NOT_READY),                       // Absent
-        (404, r#"{"error":"path not found"}"#), // MediaMTX restarted: Absent …
-        (200, r#"{"status":"ok"}"#),            // … and registered again (v1.17 style)
-    ])?;
-    let mut config = Config::default();
-    config.mediamtx.mode = MediamtxMode::External;
-    config.mediamtx.api_url = format!("http://127.0.0.1:{port}");
-    config.mediamtx.api_timeout.0 = Duration::from_secs(5);
-    let notifier = Notifier::default();
-    let mut rx = notifier.subscribe();
-    let source = Source::Rtsp("rtsp://10.0.0.5/stream".into());
-    let registry = CameraRegistry::new(vec![camera("camera0", source, Disconnected)], notifier);
-    let backend = Backend::start(&config, &registry, &ffmpeg()).await?;
-    check_at_start(&registry, &backend, &ffmpeg(), Duration::from_secs(10)).await;
-    assert_eq!(registry.get("camera0").map(|c| c.status), Some(Connected));
-    let camera0 = registry.get("camera0").expect("camera0");
-    assert_eq!(check(&backend, &ffmpeg(), &camera0).await, Present);
-    assert_eq!(check(&backend, &ffmpeg(), &camera0).await, Absent);
-    assert_eq!(check(&backend, &ffmpeg(), &camera0).await, Absent);
-    // The listener is gone now: MediaMTX does not answer.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(check(&backend, &ffmpeg(), &camera0).await, BackendDown);
-    assert_eq!(
-        *seen.lock().unwrap(),
-        [
-            "POST /v3/config/paths/replace/camera0",
-            "GET /v3/paths/get/camera0",
-            "GET /v3/paths/get/camera0",
-            "GET /v3/paths/get/camera0",
-            "GET /v3/paths/get/camera0",
-            "GET /v3/paths/get/camera0",
-            "POST /v3/config/paths/replace/camera0",
-        ]
-    );
-    assert_eq!(updates(&mut rx), ["camera0 CONNECTED"]);
+    for release in Release::range_ends() {
+        let tag = &release.tag;
+        let mut api = StandIn::start(release).await?;
+        let mut config = Config::default();
+        config.mediamtx.mode = MediamtxMode::External;
+        config.mediamtx.api_url = api.url();
+        config.mediamtx.api_timeout.0 = Duration::from_secs(5);
+        let notifier = Notifier::default();
+        let mut rx = notifier.subscribe();
+        let source = Source::Rtsp("rtsp://10.0.0.5/stream".into());
+        let registry = CameraRegistry::new(vec![camera("camera0", source, Disconnected)], notifier);
+        let backend = Backend::start(&config, &registry, &ffmpeg()).await?;
+        assert!(
+            api.config("camera0").is_some(),
+            "{tag}: registered at start"
+        );
+        // The source is pulled a moment after the path is registered.
+        api.stream_after("camera0", Duration::from_millis(300));
+        check_at_start(&registry, &backend, &ffmpeg(), Duration::from_secs(10)).await;
+        assert_eq!(
+            registry.get("camera0").map(|c| c.status),
+            Some(Connected),
+            "{tag}"
+        );
+        let camera0 = registry.get("camera0").expect("camera0");
+        assert_eq!(check(&backend, &ffmpeg(), &camera0).await, Present, "{tag}");
+        api.set_stream("camera0", false);
+        assert_eq!(check(&backend, &ffmpeg(), &camera0).await, Absent, "{tag}");
+        // MediaMTX restarted: the path is unknown (404), counts as absent, and is registered
+        // again (added, before v1.8.2).
+        api.forget_paths();
+        let before = api.lines().len();
+        assert_eq!(check(&backend, &ffmpeg(), &camera0).await, Absent, "{tag}");
+        assert!(api.config("camera0").is_some(), "{tag}: registered again");
+        let again: Vec<String> = api.lines().split_off(before);
+        let expected: &[&str] = if release.source.replace_creates_missing_path == Some(true) {
+            &[
+                "GET /v3/paths/get/camera0",
+                "POST /v3/config/paths/replace/camera0",
+            ]
+        } else {
+            &[
+                "GET /v3/paths/get/camera0",
+                "POST /v3/config/paths/replace/camera0",
+                "POST /v3/config/paths/add/camera0",
+            ]
+        };
+        assert_eq!(again, expected, "{tag}");
+        // MediaMTX does not answer any more.
+        api.stop().await;
+        assert_eq!(
+            check(&backend, &ffmpeg(), &camera0).await,
+            BackendDown,
+            "{tag}"
+        );
+        assert_eq!(updates(&mut rx), ["camera0 CONNECTED"], "{tag}");
+        backend.shutdown().await;
+    }
     Ok(())
 }
 
