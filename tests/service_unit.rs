@@ -7,6 +7,7 @@ mod service_unit {
     pub mod envelope;
     pub mod ffmpeg;
     pub mod mediamtx;
+    pub mod mediamtx_conformance;
     pub mod mediamtx_release;
     pub mod mediamtx_standin;
     pub mod presence;

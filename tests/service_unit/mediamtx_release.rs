@@ -14,6 +14,10 @@ const DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/mediamtx
 pub struct Release {
     /// The tag, e.g. `v1.20.1`.
     pub tag: String,
+    /// The commit the tag points at.
+    pub commit: String,
+    /// Keys of its default `mediamtx.yml`.
+    pub config: ConfigKeys,
     /// `"METHOD /path/{param}"` → the operation.
     pub operations: BTreeMap<String, Operation>,
     /// Schema name → schema.
@@ -22,9 +26,22 @@ pub struct Release {
     pub source: SourceFacts,
 }
 
+/// The keys a config file of that release may use.
+#[derive(Debug, Deserialize)]
+pub struct ConfigKeys {
+    /// Top-level keys.
+    pub top_level: Vec<String>,
+    /// Keys of `pathDefaults`; `None` where the release has no such section.
+    pub path_defaults: Option<Vec<String>>,
+}
+
 /// One API operation of `openapi.yaml`.
 #[derive(Debug, Deserialize)]
 pub struct Operation {
+    /// Parameter name → where (`path`, `query`).
+    pub parameters: BTreeMap<String, String>,
+    /// The request body's schema type.
+    pub request: Option<String>,
     /// Status code → the reply body's schema type (`None`: no body).
     pub responses: BTreeMap<String, Option<String>>,
 }
