@@ -30,14 +30,16 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// The MediaMTX binary the probe found; `Err` only if a test without the `needs-mediamtx` tag
-/// asks for it.
+/// The MediaMTX binary the probe found; `Err` if a test without the `needs-mediamtx` tag asks
+/// for it, or if it is outside the range camera-service supports (README, "MediaMTX").
 pub fn binary(ctx: &Ctx) -> anyhow::Result<(PathBuf, String)> {
     let info = ctx
         .probe()
         .mediamtx
         .found()
         .context("no MediaMTX binary: the test must carry the needs-mediamtx tag")?;
+    camera_service::mediamtx::check_version_output(&info.version)
+        .with_context(|| format!("MediaMTX binary {}", info.path.display()))?;
     Ok((info.path.clone(), info.version.clone()))
 }
 
