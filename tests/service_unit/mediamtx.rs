@@ -500,7 +500,8 @@ async fn kill_started(dir: &Path, count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-const PORTS: ManagedPorts = ManagedPorts {
+/// Listener ports of the managed configs rendered here.
+pub const PORTS: ManagedPorts = ManagedPorts {
     api: 9997,
     rtsp: 8554,
     hls: 8888,
@@ -508,7 +509,8 @@ const PORTS: ManagedPorts = ManagedPorts {
     webrtc_udp: 8189,
 };
 
-fn ffmpeg() -> FfmpegSettings {
+/// FFmpeg settings of the camera path configs made here.
+pub fn ffmpeg() -> FfmpegSettings {
     FfmpegSettings {
         binary: "ffmpeg".into(),
         ffprobe_binary: "ffprobe".into(),

@@ -12,25 +12,17 @@
 use std::collections::BTreeSet;
 
 use camera_service::camera::Source;
-use camera_service::ffmpeg::FfmpegSettings;
 use camera_service::mediamtx::{
     check_reported, check_supported, path_config, render_config, ErrorReply, GlobalFeatures,
-    InstanceInfo, ManagedPorts, MediamtxError, PathList, PathState, Version,
-    NEWEST_SUPPORTED_MINOR, OLDEST_SUPPORTED,
+    InstanceInfo, MediamtxError, PathList, PathState, Version, NEWEST_SUPPORTED_MINOR,
+    OLDEST_SUPPORTED,
 };
 use serde_aux::prelude::serde_introspect;
 use yaml_rust2::{Yaml, YamlLoader};
 
+use super::mediamtx::{ffmpeg, PORTS};
 use super::mediamtx_release::Release;
 use super::mediamtx_standin::StandIn;
-
-const PORTS: ManagedPorts = ManagedPorts {
-    api: 9997,
-    rtsp: 8554,
-    hls: 8888,
-    webrtc: 8889,
-    webrtc_udp: 8189,
-};
 
 /// The fields the client reads from each reply (the structs it deserializes).
 fn reply_fields(operation: &str) -> Option<&'static [&'static str]> {
@@ -126,13 +118,7 @@ async fn api_findings(release: &'static Release) -> anyhow::Result<(Option<Strin
             .map(|e| format!("{}: {}", e.found, e.why)),
         Err(e) => Some(format!("its API did not tell its version: {e}")),
     };
-    let ffmpeg = FfmpegSettings {
-        binary: "ffmpeg".into(),
-        ffprobe_binary: "ffprobe".into(),
-        rtsp_timeout: std::time::Duration::from_secs(5),
-        testsrc_size: (640, 480),
-        testsrc_fps: 30,
-    };
+    let ffmpeg = ffmpeg();
     let cameras = [
         ("camera0", Source::Rtsp("rtsp://10.0.0.5/stream".into())),
         ("camera1", Source::TestPattern),
