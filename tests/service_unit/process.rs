@@ -56,19 +56,46 @@ async fn failure_reports_argv_status_and_stderr_tail() -> anyhow::Result<()> {
 
 #[realtest::test(timeout = "30s")]
 async fn wall_clock_limit_kills_the_child() -> anyhow::Result<()> {
-    let error = run(&sh("sleep 30"), Duration::from_millis(300))
+    let dir = tempfile::tempdir()?;
+    let pids = dir.path().join("pids");
+    // The shell and a grandchild in its group write their pids, then outlive the limit.
+    let script = format!("sleep 30 & echo $$ $! > {}; wait", pids.display());
+    let error = run(&sh(&script), Duration::from_millis(500))
         .await
         .expect_err("must time out");
     assert!(matches!(error, ProcessError::TimedOut { .. }), "{error}");
+    let written = std::fs::read_to_string(&pids)?;
+    let pids: Vec<i32> = written
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(pids.len(), 2, "shell and sleep pids: {written:?}");
+    // The shell is reaped by `run`; the killed grandchild is reaped by init shortly after.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|&pid| is_alive(pid)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still alive 10 s after the limit: {:?}",
+            pids.iter()
+                .filter(|&&pid| is_alive(pid))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Ok(())
 }
 
 #[realtest::test(timeout = "30s")]
 async fn stop_writes_q_first() -> anyhow::Result<()> {
-    // `head -c 1` exits 0 as soon as it reads one byte: the `q`.
-    let child = spawn(&CommandSpec::new("head", vec!["-c".into(), "1".into()]).with_stdin_pipe())?;
+    let dir = tempfile::tempdir()?;
+    let received = dir.path().join("stdin");
+    // The child keeps the one byte it reads: closing stdin without writing leaves the file empty,
+    // skipping to SIGTERM gives no exit status 0.
+    let script = format!("head -c 1 > {}", received.display());
+    let child = spawn(&sh(&script).with_stdin_pipe())?;
     let status = child.stop(Duration::from_secs(5)).await?;
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert_eq!(std::fs::read_to_string(&received)?, "q");
     Ok(())
 }
 
@@ -107,6 +134,14 @@ async fn drop_kills_the_whole_group() -> anyhow::Result<()> {
         "no member of the group survives"
     );
     Ok(())
+}
+
+/// Whether `pid` exists and is not a zombie.
+fn is_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rfind(')').map(|i| stat[i + 2..].starts_with('Z')))
+        .is_some_and(|zombie| !zombie)
 }
 
 /// Pids in process group `pgid` that are not zombies.
