@@ -14,7 +14,7 @@ use super::methods::Method;
 use super::params::Params;
 use crate::auth::{unix_now, Caller};
 use crate::camera::presence::{self, MediaFailure};
-use crate::camera::{CameraInfo, Source};
+use crate::camera::{CameraInfo, CameraStatus, Source};
 use crate::ffmpeg::ImageFormat;
 use crate::metrics;
 use crate::process;
@@ -173,7 +173,7 @@ fn camera_list(service: &Service) -> Value {
     let cameras = service.cameras.list();
     let connected = cameras
         .iter()
-        .filter(|c| c.status == crate::camera::CameraStatus::Connected)
+        .filter(|c| c.status == CameraStatus::Connected)
         .count();
     let summaries: Vec<Value> = cameras.iter().map(|c| service.cameras.summary(c)).collect();
     json!({ "cameras": summaries, "total": cameras.len(), "connected": connected })
@@ -239,7 +239,18 @@ async fn snapshot_info(service: &Service, params: Params<'_>) -> Result<Value, R
 /// `camera` with the source its media is read from: its MediaMTX path once that has a stream,
 /// or the source itself. A path that gets no stream in time counts against the camera's
 /// status: an RTSP camera's source is gone (DISCONNECTED), anything else failed (ERROR).
+/// An unplugged V4L2 camera is refused before anything is started (an RTSP camera is tried:
+/// its source may be back before the next presence check).
 async fn media_camera(service: &Service, mut camera: CameraInfo) -> Result<CameraInfo, RpcError> {
+    if camera.status == CameraStatus::Disconnected && matches!(camera.source, Source::V4l2(_)) {
+        return Err(RpcError::new(
+            ErrorKind::InvalidState,
+            format!(
+                "Camera `{}` is DISCONNECTED: its device is unplugged",
+                camera.id
+            ),
+        ));
+    }
     let ready = service
         .backend
         .wait_stream_ready(&camera, service.config.ffmpeg.start_timeout.0)

@@ -117,6 +117,43 @@ async fn real_lifecycle_testsrc_direct(ctx: &mut Ctx) -> anyhow::Result<()> {
     check.verify(ctx)
 }
 
+/// A snapshot or recording of an unplugged V4L2 camera is refused with −32005 naming the
+/// camera (no FFmpeg is tried on a node that is gone, and the device path is not told).
+async fn expect_unplugged_refusals(client: &mut WsClient, id: &str) -> anyhow::Result<()> {
+    for method in ["take_snapshot", "start_recording"] {
+        let error = client.call_err(method, json!({ "device": id })).await?;
+        assert_eq!(error.code, -32005, "{method}: {error:?}");
+        assert_eq!(
+            error.message,
+            format!("Camera `{id}` is DISCONNECTED: its device is unplugged"),
+            "{method}"
+        );
+    }
+    Ok(())
+}
+
+/// Direct backend, a configured `v4l2:` camera whose node does not exist: listed DISCONNECTED
+/// from the start, and media requests for it are refused naming it (the v4l2loopback variant
+/// unplugs a real node).
+#[realtest::test(tags = ["needs-ffmpeg"], timeout = "60s")]
+async fn real_lifecycle_absent_v4l2_camera_direct(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let mut check = PostTestCheck::new();
+    {
+        let service = ServiceUnderTest::start_with(ctx, direct("testsrc,v4l2:/dev/video-absent"))?;
+        check.track_processes_of(service.pid())?;
+        check.expect_removed(service.root());
+        let mut client = service.client(Role::Operator).await?;
+        assert_eq!(
+            listed(&mut client, "camera1").await?["status"],
+            "DISCONNECTED"
+        );
+        expect_unplugged_refusals(&mut client, "camera1").await?;
+        let snapshots = client.call_ok("list_snapshots", json!({})).await?;
+        assert_eq!(snapshots["total"], 0, "{snapshots}");
+    }
+    check.verify(ctx)
+}
+
 /// MediaMTX, an RTSP camera simulated into a real MediaMTX: discovered CONNECTED with its
 /// stream URL (checked at start), the stream plays, record → snapshot → files; the publisher
 /// stops (camera removed) → exactly one `camera_status_update` DISCONNECTED (the service polls
@@ -346,10 +383,7 @@ async fn real_lifecycle_v4l2loopback_unplug_and_replug(ctx: &mut Ctx) -> anyhow:
             .await?;
         assert_eq!(update["status"], "DISCONNECTED", "{update}");
         assert_eq!(listed(&mut client, &id).await?["status"], "DISCONNECTED");
-        let error = client
-            .call_err("take_snapshot", json!({ "device": id }))
-            .await?;
-        ctx.log(format_args!("snapshot of the unplugged camera: {error:?}"));
+        expect_unplugged_refusals(&mut client, &id).await?;
 
         modules.load(ctx)?;
         let mut sim = TestVideoStreamSimulator::write_loopback(ctx, &device, pattern)?;
