@@ -1,5 +1,12 @@
 //! Reading process relations and states from /proc.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
 /// Pids whose parent is `pid`, from procfs.
 pub fn children_of(pid: u32) -> Vec<i32> {
     let mut children = Vec::new();
@@ -119,4 +126,88 @@ pub fn threads(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|line| line.strip_prefix("Threads:"))
         .and_then(|value| value.trim().parse().ok())
+}
+
+/// Which processes of a process tree hold a device open, sampled on a thread of its own for as
+/// long as it runs: a second reader that opens a V4L2 node only for a moment (a snapshot's
+/// FFmpeg) is seen, which a single look before and after would miss.
+pub struct DeviceHolderSampler {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<DeviceHolders>>,
+}
+
+/// What a [`DeviceHolderSampler`] saw.
+#[derive(Debug, Default)]
+pub struct DeviceHolders {
+    /// Number of samples taken.
+    pub samples: usize,
+    /// The most processes that held the device in one sample.
+    pub most_at_once: usize,
+    /// Every process that held it in any sample, with its command line.
+    pub seen: BTreeMap<i32, String>,
+}
+
+impl DeviceHolderSampler {
+    /// Starts sampling the holders of `device` among `root` and its descendants.
+    pub fn start(device: &Path, root: u32) -> Self {
+        let device = std::fs::canonicalize(device).unwrap_or_else(|_| device.to_path_buf());
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut holders = DeviceHolders::default();
+            while !stopping.load(Ordering::Relaxed) {
+                let now: Vec<i32> = descendants_of(root)
+                    .into_iter()
+                    .chain([root as i32])
+                    .filter(|pid| open_fds(*pid as u32).contains(&device))
+                    .collect();
+                holders.samples += 1;
+                holders.most_at_once = holders.most_at_once.max(now.len());
+                for pid in now {
+                    holders.seen.entry(pid).or_insert_with(|| cmdline(pid));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            holders
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops sampling and returns what was seen.
+    pub fn finish(mut self) -> DeviceHolders {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .map(|thread| thread.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for DeviceHolderSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl DeviceHolders {
+    /// Exactly one process held the device throughout, and it was an FFmpeg.
+    pub fn ensure_one_ffmpeg_reader(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.most_at_once == 1 && self.seen.len() == 1,
+            "expected exactly one reader of the device; {} samples, at most {} at once, seen: \
+             {:?}",
+            self.samples,
+            self.most_at_once,
+            self.seen
+        );
+        let (pid, command) = self.seen.iter().next().expect("one holder");
+        anyhow::ensure!(
+            command.starts_with("ffmpeg") || command.contains("/ffmpeg "),
+            "the one reader (pid {pid}) is not an FFmpeg: {command}"
+        );
+        Ok(())
+    }
 }

@@ -221,6 +221,9 @@ async fn real_media_recording_and_snapshot_v4l2loopback(ctx: &mut Ctx) -> anyhow
             .next_notification("recording_status_update", NOTIFY)
             .await?;
         assert_eq!(note["status"], "STARTED");
+        // One reader of the device (the recording's FFmpeg) before, during and after the
+        // snapshot; the simulator's writer is not the service's.
+        let readers = procfs::DeviceHolderSampler::start(lease.path(), service.pid());
         let snap = client
             .call_ok("take_snapshot", json!({ "device": "camera0" }))
             .await?;
@@ -231,6 +234,7 @@ async fn real_media_recording_and_snapshot_v4l2loopback(ctx: &mut Ctx) -> anyhow
                 .join(snap["filename"].as_str().unwrap_or_default()),
         )?;
         assert_eq!((still.width, still.height), (640, 480));
+        readers.finish().ensure_one_ffmpeg_reader()?;
         let stopped = client
             .call_ok("stop_recording", json!({ "device": "camera0" }))
             .await?;
