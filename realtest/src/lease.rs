@@ -25,6 +25,8 @@ pub struct CameraRequirements {
     pub min_fps: Option<f64>,
     /// Only v4l2loopback nodes (`Some(true)`) or only real drivers (`Some(false)`).
     pub loopback: Option<bool>,
+    /// Only the node at this path (`/dev/video0`), e.g. the one another lease holds.
+    pub path: Option<String>,
 }
 
 impl CameraRequirements {
@@ -57,9 +59,18 @@ impl CameraRequirements {
         self
     }
 
+    /// Requires the node at `path`.
+    pub fn path(mut self, path: &str) -> Self {
+        self.path = Some(path.to_string());
+        self
+    }
+
     /// Whether `node` meets the requirements.
     pub fn matches(&self, node: &V4l2Node) -> bool {
-        if !node.capture || self.loopback.is_some_and(|l| l != node.loopback) {
+        if !node.capture
+            || self.loopback.is_some_and(|l| l != node.loopback)
+            || self.path.as_ref().is_some_and(|p| *p != node.path)
+        {
             return false;
         }
         let fps_ok = |fps: &[f64]| self.min_fps.is_none_or(|min| fps.iter().any(|f| *f >= min));
@@ -92,6 +103,9 @@ impl fmt::Display for CameraRequirements {
             Some(true) => parts.push("v4l2loopback".to_string()),
             Some(false) => parts.push("not v4l2loopback".to_string()),
             None => {}
+        }
+        if let Some(path) = &self.path {
+            parts.push(format!("at {path}"));
         }
         if parts.is_empty() {
             write!(f, "any capture format")

@@ -4,9 +4,10 @@
 //! device leases keeping two tests off the same device.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use camera_service::auth::Role;
@@ -422,160 +423,60 @@ async fn loopback_simulated_camera_snapshot_shows_the_pattern(ctx: &mut Ctx) -> 
     check.verify(ctx)
 }
 
-/// One test's hold on a device: when it asked for, got and released the lease (ns since the
-/// epoch; `end` 0 while it still holds it).
-#[derive(Debug, Clone, PartialEq)]
-struct Hold {
-    test: String,
-    requested: u128,
-    start: u128,
-    end: u128,
-}
-
-impl Hold {
-    fn line(&self) -> String {
-        format!(
-            "{} {} {} {}\n",
-            self.test, self.requested, self.start, self.end
-        )
-    }
-
-    fn parse(line: &str) -> Option<Self> {
-        let mut words = line.split_whitespace();
-        Some(Self {
-            test: words.next()?.to_owned(),
-            requested: words.next()?.parse().ok()?,
-            start: words.next()?.parse().ok()?,
-            end: words.next()?.parse().ok()?,
-        })
-    }
-}
-
-fn now_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
-
-/// Where the tests leasing `device` record their holds: one file per device in the temporary
-/// directory, shared by every test process on the machine (leases are machine-wide too).
-fn holds_file(device: &Path) -> PathBuf {
-    let key = device.display().to_string().replace('/', "-");
-    std::env::temp_dir()
-        .join("realtest-lease-holds")
-        .join(format!("{}.log", key.trim_start_matches('-')))
-}
-
-/// Holds that ended (or, unfinished, started) longer ago than this are dropped from the file.
-const KEEP_HOLDS: Duration = Duration::from_secs(3600);
-/// The timeout of the two lease tests: no hold lasts longer.
-const HOLD_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Leases the real camera and records the hold at once (an open hold), holds the device for a
-/// while (really using it: its format is read), then — still holding it — reads every hold
-/// recorded for the device and checks that none of another test overlaps its own (an open one
-/// counts as lasting until now), and records its hold as finished. Both tests below run this;
-/// whichever gets the device second sees the first one's hold, so their order does not matter;
-/// were the lease not exclusive, each would see the other's open hold.
-fn hold_the_camera_and_check_no_overlap(ctx: &mut Ctx, test: &str) -> anyhow::Result<()> {
-    let requested = now_ns();
-    let lease = ctx.lease_camera(&CameraRequirements::any().loopback(false))?;
-    let start = now_ns();
-    let file = holds_file(lease.path());
-    std::fs::create_dir_all(file.parent().context("holds dir")?)?;
-    let open = Hold {
-        test: test.to_owned(),
-        requested,
-        start,
-        end: 0,
-    };
-    {
-        use std::io::Write;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&file)?
-            .write_all(open.line().as_bytes())?;
-    }
-    let device = v4l2dev::open(lease.path())?;
-    let format = device.format()?;
-    ctx.log(format_args!(
-        "{test} holds {}: {}x{} {}",
-        lease.describe(),
-        format.width,
-        format.height,
-        format.fourcc
-    ));
-    std::thread::sleep(Duration::from_millis(1500));
-    drop(device);
-    let end = now_ns();
-    let mine = Hold {
-        end,
-        ..open.clone()
-    };
-
-    let text = std::fs::read_to_string(&file)?;
-    let oldest = end.saturating_sub(KEEP_HOLDS.as_nanos());
-    let mut holds: Vec<Hold> = text
-        .lines()
-        .filter_map(Hold::parse)
-        .filter(|h| *h != open && h.end.max(h.start) >= oldest)
-        .collect();
-    // An unfinished hold lasts until now, but not beyond the test's timeout (a test that timed
-    // out or crashed never finishes its record).
-    let until = |h: &Hold| {
-        if h.end == 0 {
-            now_ns().min(h.start + HOLD_TIMEOUT.as_nanos())
-        } else {
-            h.end
+/// Two threads of one test want the same real camera (the leases are `flock`s on separate
+/// open files, so threads contend exactly as processes do): the second asks while the first
+/// holds it, and gets it only after the first lets go. The order of the four events is
+/// asserted; a lease that were not exclusive would let the second in at once, while the first
+/// still holds the device (open, its format read) for a good while.
+#[realtest::test(tags = ["needs-v4l2"], timeout = "60s")]
+fn exclusive_lease_makes_a_second_holder_wait(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let first = ctx.lease_camera(&CameraRequirements::any().loopback(false))?;
+    let same = CameraRequirements::any().path(&first.node().path);
+    let events: Mutex<Vec<&str>> = Mutex::new(vec!["first holds"]);
+    let event = |name| events.lock().expect("events").push(name);
+    let ctx = &*ctx;
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let second = scope.spawn(|| -> anyhow::Result<()> {
+            event("second asks");
+            let lease = ctx.lease_camera(&same)?;
+            event("second holds");
+            let format = v4l2dev::open(lease.path())?.format()?;
+            ctx.log(format_args!(
+                "second holder reads {}x{}",
+                format.width, format.height
+            ));
+            Ok(())
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !events.lock().expect("events").contains(&"second asks") {
+            ensure!(Instant::now() < deadline, "the second thread never asked");
+            std::thread::sleep(Duration::from_millis(5));
         }
-    };
-    for other in holds.iter().filter(|h| h.test != test) {
-        // It had the device first: I asked before it let go and got it only afterwards.
-        let waited = mine.requested < until(other) && until(other) <= mine.start;
+        // The first holder uses the device while the second retries (every 50 ms).
+        let device = v4l2dev::open(first.path())?;
+        let format = device.format()?;
         ctx.log(format_args!(
-            "hold by {}: {} to {}{}",
-            other.test,
-            other.start,
-            other.end,
-            if waited {
-                format!(
-                    " — it got the device first; I waited {:.3} s for it",
-                    (mine.start - mine.requested) as f64 / 1e9
-                )
-            } else {
-                String::new()
-            }
+            "first holder reads {}x{} of {}",
+            format.width,
+            format.height,
+            first.describe()
         ));
-    }
-    let overlapping: Vec<&Hold> = holds
-        .iter()
-        .filter(|h| h.start < mine.end && mine.start < until(h))
-        .collect();
-    ensure!(
-        overlapping.is_empty(),
-        "{test} held {} from {} to {} (ns), overlapping {overlapping:?}",
-        lease.path().display(),
-        mine.start,
-        mine.end
+        std::thread::sleep(Duration::from_millis(500));
+        drop(device);
+        event("first releases");
+        drop(first);
+        second
+            .join()
+            .map_err(|_| anyhow::anyhow!("the second thread panicked"))?
+    })?;
+    assert_eq!(
+        *events.lock().expect("events"),
+        [
+            "first holds",
+            "second asks",
+            "first releases",
+            "second holds"
+        ]
     );
-    holds.push(mine);
-    // Rewritten while the lease is held: every writer of this file holds the device's lease.
-    std::fs::write(&file, holds.iter().map(Hold::line).collect::<String>())?;
-    drop(lease);
     Ok(())
-}
-
-/// One of two tests wanting the same single device: see
-/// [`hold_the_camera_and_check_no_overlap`].
-#[realtest::test(tags = ["needs-v4l2"], timeout = "120s")]
-fn exclusive_lease_first_of_two(ctx: &mut Ctx) -> anyhow::Result<()> {
-    hold_the_camera_and_check_no_overlap(ctx, "exclusive_lease_first_of_two")
-}
-
-/// The other of two tests wanting the same single device.
-#[realtest::test(tags = ["needs-v4l2"], timeout = "120s")]
-fn exclusive_lease_second_of_two(ctx: &mut Ctx) -> anyhow::Result<()> {
-    hold_the_camera_and_check_no_overlap(ctx, "exclusive_lease_second_of_two")
 }
