@@ -12,5 +12,6 @@ pub mod procfs;
 pub mod rtsp_server;
 pub mod service;
 pub mod simulator;
+pub mod tmpfs;
 pub mod v4l2dev;
 pub mod ws_client;

@@ -2,15 +2,14 @@
 //! WebSocket client dropping and reconnecting, storage made read-only or full, MediaMTX killed
 //! with SIGKILL. Each ends with the service alive and usable again.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use camera_service::auth::Role;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use realtest::{Ctx, Skip};
+use realtest::Ctx;
 use serde_json::json;
 
 use super::{
@@ -18,6 +17,7 @@ use super::{
 };
 use crate::support::hygiene::PostTestCheck;
 use crate::support::service::{ServiceOptions, ServiceUnderTest};
+use crate::support::tmpfs::Tmpfs;
 use crate::support::ws_client::WsClient;
 use crate::support::{http, media, procfs};
 
@@ -220,48 +220,6 @@ async fn real_recovery_storage_over_block_threshold_direct(ctx: &mut Ctx) -> any
         assert!(service.is_running()?);
     }
     check.verify(ctx)
-}
-
-/// A tmpfs mounted for the test, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(ctx: &Ctx, dir: &Path, size: &str) -> anyhow::Result<Self> {
-        let out = ctx.output(
-            Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-                .arg(dir),
-            Duration::from_secs(10),
-        )?;
-        if !out.status.success() {
-            return Err(Skip::new(
-                "needs-root",
-                format!(
-                    "cannot mount a tmpfs: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-            )
-            .into());
-        }
-        Ok(Self(dir.to_owned()))
-    }
-
-    fn remount(&self, ctx: &Ctx, mode: &str) -> anyhow::Result<()> {
-        let out = ctx.output(
-            Command::new("mount")
-                .args(["-o", &format!("remount,{mode}")])
-                .arg(&self.0),
-            Duration::from_secs(10),
-        )?;
-        ensure!(out.status.success(), "remount {mode} failed");
-        Ok(())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 /// The storage becomes read-only (tmpfs remounted `ro`) under a running service: a snapshot and
