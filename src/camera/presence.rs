@@ -236,6 +236,7 @@ pub async fn run(
                 *remembered = after;
                 next
             });
+            tracing::debug!(camera = %camera.id, observed = ?seen, settling, "presence checked");
         }
     }
 }

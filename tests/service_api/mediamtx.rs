@@ -186,7 +186,8 @@ async fn rtsp_camera_without_source_is_disconnected_behind_mediamtx(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
     )?;
-    // Restart (1 s backoff) and several checks after it.
+    // Restart (1 s backoff), then a check of camera0 that counts (past the settling time after
+    // the restart, `ffmpeg.rtsp_timeout`): it finds the path without a stream.
     let deadline = Instant::now() + READY;
     while mediamtx_pid(ctx, &service).map_or(true, |p| p == pid) {
         if Instant::now() > deadline {
@@ -194,7 +195,20 @@ async fn rtsp_camera_without_source_is_disconnected_behind_mediamtx(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let restarted = service.output().len();
+    service
+        .wait_output(
+            restarted,
+            "a settled presence check of camera0 after the restart",
+            READY,
+            |line| {
+                line.contains("presence checked")
+                    && line.contains("camera=camera0")
+                    && line.contains("observed=Absent")
+                    && line.contains("settling=false")
+            },
+        )
+        .await?;
     client.call_ok("ping", json!({})).await?;
     assert!(
         client.queued_notifications().is_empty(),

@@ -1,5 +1,7 @@
 //! Snapshots from the testsrc camera, checked with ffprobe, listed, downloaded and deleted.
 
+use std::time::Duration;
+
 use camera_service::auth::Role;
 use serde_json::json;
 
@@ -133,8 +135,28 @@ async fn unreachable_rtsp_camera_is_disconnected_and_media_fails_with_32006(
         .call_err("start_recording", json!({ "device": "camera1" }))
         .await?;
     assert_eq!(recording.code, -32006, "{recording:?}");
-    // Several check intervals: the status does not move and nothing is sent.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // The log has the full command lines, input options before `-i`: the presence probe
+    // (at start and then periodically) and the snapshot.
+    let probe = format!(
+        "ffprobe -v error -rtsp_transport tcp -timeout 5000000 -analyzeduration 2000000 -i {url}"
+    );
+    let is_probe = |line: &str| line.contains(&probe);
+    assert!(
+        service.output().iter().any(|line| is_probe(line)),
+        "the start-up check is logged"
+    );
+    // Two periodic checks after the failures: the status does not move and nothing is sent.
+    let mut seen = service.output().len();
+    for _ in 0..2 {
+        seen = service
+            .wait_output(
+                seen,
+                "a periodic check of camera1",
+                Duration::from_secs(30),
+                is_probe,
+            )
+            .await?;
+    }
     client.call_ok("ping", json!({})).await?;
     assert!(
         client.queued_notifications().is_empty(),
@@ -145,19 +167,9 @@ async fn unreachable_rtsp_camera_is_disconnected_and_media_fails_with_32006(
         .call_ok("get_camera_status", json!({ "device": "camera1" }))
         .await?;
     assert_eq!(status["status"], "DISCONNECTED");
-    let output = service.output();
-    // The log has the full command lines, input options before `-i`: the presence probe
-    // (at start and then periodically) and the snapshot.
-    let probe = format!(
-        "ffprobe -v error -rtsp_transport tcp -timeout 5000000 -analyzeduration 2000000 -i {url}"
-    );
-    let probes = output.iter().filter(|line| line.contains(&probe)).count();
     assert!(
-        probes >= 3,
-        "start-up and periodic ffprobe checks: {probes}"
-    );
-    assert!(
-        output
+        service
+            .output()
             .iter()
             .any(|line| line.contains(&format!("-rtsp_transport tcp -timeout 5000000 -i {url}"))),
         "the log carries the snapshot argv"

@@ -105,7 +105,11 @@ async fn stop_escalates_to_sigkill() -> anyhow::Result<()> {
     let child = spawn(&sh("trap '' TERM; while :; do sleep 0.05; done"))?;
     // The loop's first `sleep` shows the trap is installed.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while live_members(child.pid()).len() < 2 && std::time::Instant::now() < deadline {
+    while live_members(child.pid()).len() < 2 {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the shell's loop did not start within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let status = child.stop(Duration::from_millis(300)).await?;

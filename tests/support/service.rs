@@ -189,6 +189,29 @@ impl ServiceUnderTest {
             .unwrap_or_default()
     }
 
+    /// Waits until one of the service's output lines after the first `skip` satisfies `wanted`,
+    /// and returns how many lines there were then (to wait for a later one). Fails after
+    /// `timeout`, saying it never saw `what`.
+    pub async fn wait_output(
+        &self,
+        skip: usize,
+        what: &str,
+        timeout: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let output = self.output();
+            if let Some(found) = output.iter().skip(skip).position(|line| wanted(line)) {
+                return Ok(skip + found + 1);
+            }
+            if Instant::now() >= deadline {
+                bail!("the service did not log {what} within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         let child = self.child.take().context("service already stopped")?;
