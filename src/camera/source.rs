@@ -27,7 +27,10 @@ impl FromStr for Source {
         if s == "testsrc" {
             return Ok(Source::TestPattern);
         }
-        if (s.starts_with("rtsp://") || s.starts_with("rtsps://")) && s.len() > "rtsps://".len() {
+        let after_scheme = s
+            .strip_prefix("rtsp://")
+            .or_else(|| s.strip_prefix("rtsps://"));
+        if after_scheme.is_some_and(|rest| !rest.is_empty()) {
             return Ok(Source::Rtsp(s.to_owned()));
         }
         if let Some(path) = s.strip_prefix("v4l2:") {

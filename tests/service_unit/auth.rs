@@ -88,7 +88,10 @@ fn api_keys_are_stored_hashed(ctx: &mut realtest::Ctx) -> anyhow::Result<()> {
         (caller.subject.as_str(), caller.role, caller.expires_at),
         ("ci", Role::Operator, None)
     );
-    assert!(auth.verify("ck_live_wrong").is_err());
+    assert!(
+        matches!(auth.verify("ck_live_wrong"), Err(AuthError::Invalid(_))),
+        "an unknown key is an invalid credential, not an expired one"
+    );
     assert!(
         !std::fs::read_to_string(&file)?.contains(key),
         "the file holds only the hash"

@@ -115,6 +115,7 @@ fn sources_parse_and_print() -> anyhow::Result<()> {
         "testsrc",
         "rtsp://10.0.0.5:554/stream1",
         "rtsps://cam/x",
+        "rtsp://x",
         "v4l2:/dev/video3",
     ] {
         let source: Source = text.parse()?;
@@ -126,11 +127,19 @@ fn sources_parse_and_print() -> anyhow::Result<()> {
         "",
         "http://cam/x",
         "rtsp://",
+        "rtsps://",
         "v4l2:video0",
         "v4l2:/dev/../etc/passwd",
         "/dev/video0",
     ] {
-        assert!(bad.parse::<Source>().is_err(), "{bad:?} accepted");
+        let error = bad.parse::<Source>().expect_err(bad);
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "`{bad}` is not a camera source (expected `testsrc`, `rtsp://…` or \
+                 `v4l2:/dev/videoN`)"
+            )
+        );
     }
     Ok(())
 }
