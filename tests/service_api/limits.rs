@@ -1,6 +1,6 @@
 //! Limits: message size, request rate, connection count. Each hits one connection only.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -61,6 +61,57 @@ async fn flooding_client_is_rate_limited_alone(ctx: &mut realtest::Ctx) -> anyho
     assert!(limited >= 20, "limited {limited}, answered {answered}");
     assert!(answered >= 10, "the burst is served: answered {answered}");
     assert_eq!(bystander.call_ok("ping", json!({})).await?, "pong");
+    Ok(())
+}
+
+/// Past the burst, requests are answered at the configured rate: a client asking 10 times as
+/// fast for about 2 s gets the burst plus `rate` per second of the time its requests took to
+/// arrive — bounds taken from the client's own clock around the exchange (when the first
+/// request was surely handled, when the last was surely sent, when all were answered), so a
+/// slow machine widens them instead of failing the test.
+#[realtest::test(timeout = "60s")]
+async fn sustained_requests_are_answered_at_the_configured_rate(
+    ctx: &mut realtest::Ctx,
+) -> anyhow::Result<()> {
+    const RATE: f64 = 5.0;
+    const BURST: f64 = 10.0;
+    const REQUESTS: usize = 100;
+    let service = ServiceUnderTest::start_with(
+        ctx,
+        ServiceOptions::default()
+            .env("CAMERA_SERVICE_SERVER_RATE_LIMIT_PER_SECOND", "5")
+            .env("CAMERA_SERVICE_SERVER_RATE_LIMIT_BURST", "10"),
+    )?;
+    let mut client = WsClient::connect(&service.ws_url(), None).await?;
+    let first_sent = Instant::now();
+    assert_eq!(client.call_ok("ping", json!({})).await?, "pong");
+    let first_handled = Instant::now();
+    for _ in 1..REQUESTS {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        client.send_request("ping", json!({})).await?;
+    }
+    let last_sent = Instant::now();
+    let mut answered = 1.0;
+    for _ in 1..REQUESTS {
+        let response = client.next_response(Duration::from_secs(10)).await?;
+        match error_of(&response) {
+            Some(error) => assert_eq!(error.code, -32002, "{response}"),
+            None => answered += 1.0,
+        }
+    }
+    let done = Instant::now();
+    // Tokens that could have been taken: the burst, plus what refilled between the first and
+    // the last request the service handled (± one partial token).
+    let fewest = BURST + (RATE * (last_sent - first_handled).as_secs_f64()).floor() - 1.0;
+    let most = BURST + (RATE * (done - first_sent).as_secs_f64()).ceil() + 1.0;
+    ctx.log(format_args!(
+        "answered {answered} of {REQUESTS}; expected {fewest}..={most}"
+    ));
+    assert!(
+        (fewest..=most).contains(&answered),
+        "answered {answered} of {REQUESTS} at {RATE}/s with a burst of {BURST}: expected \
+         {fewest}..={most}"
+    );
     Ok(())
 }
 
