@@ -1,5 +1,9 @@
 //! Viewer and admin methods: result shapes and values.
 
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
 use camera_service::auth::Role;
 use serde_json::json;
 
@@ -66,11 +70,16 @@ async fn admin_methods_report_the_service(ctx: &mut realtest::Ctx) -> anyhow::Re
     let service = ServiceUnderTest::start(ctx)?;
     let mut client =
         WsClient::connect_authenticated(&service.ws_url(), &service.token(Role::Admin)).await?;
+    // Two files 40 days old and one new, as retention sees them (by modification time).
+    let forty_days_ago = SystemTime::now() - Duration::from_secs(40 * 86_400);
+    let old_recording = put_file(&service.recordings_dir(), "old.mp4", 2000, forty_days_ago)?;
+    let old_snapshot = put_file(&service.snapshots_dir(), "old.jpg", 1000, forty_days_ago)?;
+    let new_snapshot = put_file(&service.snapshots_dir(), "new.jpg", 500, SystemTime::now())?;
     let storage = client.call_ok("get_storage_info", json!({})).await?;
-    let total = storage["total_space"].as_u64().unwrap_or(0);
-    let used = storage["used_space"].as_u64().unwrap_or(0);
+    let total = storage["total_space"].as_u64().context("total_space")?;
+    let used = storage["used_space"].as_u64().context("used_space")?;
     assert!(total > 0 && used <= total, "{storage}");
-    assert_eq!(storage["recordings_size"], 0);
+    assert_eq!(storage["recordings_size"], 2000);
     assert_eq!(storage["block_threshold_percent"], 90);
     let status = client.call_ok("get_status", json!({})).await?;
     assert_eq!(status["status"], "healthy");
@@ -83,6 +92,11 @@ async fn admin_methods_report_the_service(ctx: &mut realtest::Ctx) -> anyhow::Re
     assert_eq!(metrics["active_connections"], 1);
     assert!(metrics["total_requests"].as_u64() >= Some(4), "{metrics}");
     assert!(metrics["memory_usage"].as_u64() > Some(0), "{metrics}");
+    // The default policy (manual) deletes nothing, however old.
+    let cleanup = client.call_ok("cleanup_old_files", json!({})).await?;
+    assert_eq!(cleanup["cleanup_executed"], false, "{cleanup}");
+    assert_eq!(cleanup["files_deleted"], 0, "{cleanup}");
+    assert!(old_recording.exists() && old_snapshot.exists());
     let policy = client
         .call_ok(
             "set_retention_policy",
@@ -91,7 +105,37 @@ async fn admin_methods_report_the_service(ctx: &mut realtest::Ctx) -> anyhow::Re
         .await?;
     assert_eq!(policy["policy_type"], "age");
     let cleanup = client.call_ok("cleanup_old_files", json!({})).await?;
-    assert_eq!(cleanup["cleanup_executed"], true);
-    assert_eq!(cleanup["files_deleted"], 0);
+    assert_eq!(cleanup["cleanup_executed"], true, "{cleanup}");
+    assert_eq!(cleanup["files_deleted"], 2, "{cleanup}");
+    assert_eq!(cleanup["space_freed"], 3000, "{cleanup}");
+    assert!(!old_recording.exists() && !old_snapshot.exists() && new_snapshot.exists());
+    let snapshots = client.call_ok("list_snapshots", json!({})).await?;
+    assert_eq!(snapshots["total"], 1, "{snapshots}");
+    assert_eq!(snapshots["files"][0]["filename"], "new.jpg");
+    // A size limit below what is left deletes the oldest files until it is met.
+    client
+        .call_ok(
+            "set_retention_policy",
+            json!({ "policy_type": "size", "max_size_gb": 0.0000004, "enabled": true }),
+        )
+        .await?;
+    let cleanup = client.call_ok("cleanup_old_files", json!({})).await?;
+    assert_eq!(
+        (&cleanup["files_deleted"], &cleanup["space_freed"]),
+        (&json!(1), &json!(500)),
+        "{cleanup}"
+    );
+    assert!(!new_snapshot.exists());
     Ok(())
+}
+
+/// Writes `size` bytes to `dir/name` with modification time `modified`.
+fn put_file(dir: &Path, name: &str, size: usize, modified: SystemTime) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    std::fs::write(&path, vec![0u8; size])?;
+    std::fs::File::options()
+        .write(true)
+        .open(&path)?
+        .set_modified(modified)?;
+    Ok(path)
 }
