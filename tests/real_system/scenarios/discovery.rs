@@ -31,12 +31,9 @@ async fn real_discovery_direct_testsrc_cameras(ctx: &mut Ctx) -> anyhow::Result<
         let list = client.call_ok("get_camera_list", json!({})).await?;
         assert_eq!(list["total"], 2);
         assert_eq!(list["connected"], 2);
-        for (n, camera) in list["cameras"]
-            .as_array()
-            .context("cameras")?
-            .iter()
-            .enumerate()
-        {
+        let cameras = list["cameras"].as_array().context("cameras")?;
+        assert_eq!(cameras.len(), 2, "{list}");
+        for (n, camera) in cameras.iter().enumerate() {
             let id = format!("camera{n}");
             assert_eq!(camera["device"], id.as_str(), "{camera}");
             assert_eq!(camera["status"], "CONNECTED", "{camera}");

@@ -435,7 +435,7 @@ async fn real_recovery_mediamtx_sigkill_mediamtx(ctx: &mut Ctx) -> anyhow::Resul
             ctx,
             &service
                 .snapshots_dir()
-                .join(snap["filename"].as_str().unwrap_or_default()),
+                .join(snap["filename"].as_str().context("filename")?),
         )?;
         assert_eq!((still.width, still.height), (u64::from(w), u64::from(h)));
         records_again(&mut client, 2).await?;
@@ -444,18 +444,18 @@ async fn real_recovery_mediamtx_sigkill_mediamtx(ctx: &mut Ctx) -> anyhow::Resul
             "one update per change: {:?}",
             client.queued_notifications()
         );
-        // Publishers of camera0 are all under the service (none orphaned by the kill).
+        // Publishers of camera0 are all under the service (none orphaned by the kill): every
+        // process of this test (found by the harness's marker) that publishes camera0's URL.
+        let owner = procfs::environ_value(service.pid() as i32, "REALTEST_OWNER")
+            .context("the service carries no REALTEST_OWNER marker")?;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let ours = procfs::descendants_of(service.pid());
-            let orphans: Vec<i32> = procfs::processes_with_env(
-                "REALTEST_OWNER",
-                &procfs::environ_value(service.pid() as i32, "REALTEST_OWNER").unwrap_or_default(),
-            )
-            .into_iter()
-            .filter(|pid| *pid != service.pid() as i32 && !ours.contains(pid))
-            .filter(|pid| procfs::cmdline(*pid).contains(&url))
-            .collect();
+            let orphans: Vec<i32> = procfs::processes_with_env("REALTEST_OWNER", &owner)
+                .into_iter()
+                .filter(|pid| *pid != service.pid() as i32 && !ours.contains(pid))
+                .filter(|pid| procfs::cmdline(*pid).contains(&url))
+                .collect();
             if orphans.is_empty() {
                 break;
             }
