@@ -231,7 +231,12 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn leaked_and_timed_out_processes_are_killed() {
-    let (_, stdout) = run(&["--exact", "leaks"], &[]);
+    let (output, stdout) = run(&["--exact", "leaks"], &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(101),
+        "a leak fails the run: {stdout}"
+    );
     let pid = started_pid(&stdout, "sleep");
     assert!(
         stdout.contains(&format!("[leak] leaked pid {pid} sleep 32 (killed)")),
@@ -239,7 +244,20 @@ fn leaked_and_timed_out_processes_are_killed() {
     );
     assert!(!alive(pid), "pid {pid} survived");
 
-    let (_, stdout) = run(&["--exact", "times_out"], &[]);
+    let (output, stdout) = run(&["--exact", "times_out"], &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(101),
+        "a timeout fails the run: {stdout}"
+    );
+    assert!(
+        line_of(&stdout, "times_out").ends_with("... FAILED"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[timeout] timeout after 500ms; its processes were stopped"),
+        "{stdout}"
+    );
     let pid = started_pid(&stdout, "sleep");
     assert!(!alive(pid), "pid {pid} of the timed-out test survived");
 }
