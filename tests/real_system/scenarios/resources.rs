@@ -277,8 +277,12 @@ async fn real_resources_cycles_leave_nothing_behind_mediamtx(ctx: &mut Ctx) -> a
         let service = ServiceUnderTest::start_with(ctx, options)?;
         check.track_processes_of(service.pid())?;
         check.expect_removed(service.root());
-        let mut client = service.client(Role::Viewer).await?;
-        wait_streams_ready(&mut client, &["camera0", "camera1"]).await?;
+        {
+            // Closed before the cycles, which end by waiting for the admin's connection to be
+            // the only one counted.
+            let mut client = service.client(Role::Viewer).await?;
+            wait_streams_ready(&mut client, &["camera0", "camera1"]).await?;
+        }
         let mtx = mediamtx_child(ctx, &service)?;
         let cycles = Cycles {
             cameras: 2,
