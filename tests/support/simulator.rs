@@ -182,24 +182,31 @@ impl TestVideoStreamSimulator {
             self.ensure_running()?;
             match capture_caps(&device) {
                 Ok(true) => {
-                    let out = ctx.output(
+                    // A reader that hangs (the writer not yet streaming; a slow first start
+                    // under emulation) is killed and tried again until the deadline.
+                    let read = ctx.output(
                         Command::new("ffmpeg")
                             .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
                             .args(["-f", "v4l2", "-i"])
                             .arg(&device)
                             .args(["-frames:v", "1", "-f", "rawvideo", "-"]),
                         Duration::from_secs(10),
-                    )?;
+                    );
                     let frame_bytes =
                         u64::from(self.pattern.width) * u64::from(self.pattern.height) * 2;
-                    if out.status.success() && out.stdout.len() as u64 == frame_bytes {
-                        return Ok(());
-                    }
-                    last = format!(
-                        "reader got {} bytes (expected {frame_bytes}), {}",
-                        out.stdout.len(),
-                        out.status
-                    );
+                    last = match read {
+                        Ok(out)
+                            if out.status.success() && out.stdout.len() as u64 == frame_bytes =>
+                        {
+                            return Ok(());
+                        }
+                        Ok(out) => format!(
+                            "reader got {} bytes (expected {frame_bytes}), {}",
+                            out.stdout.len(),
+                            out.status
+                        ),
+                        Err(e) => format!("{e:#}"),
+                    };
                 }
                 Ok(false) => last = "no VIDEO_CAPTURE capability yet".to_owned(),
                 Err(e) => last = format!("{e:#}"),
