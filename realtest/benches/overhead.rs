@@ -42,6 +42,8 @@ macro_rules! registered_tests {
                     name: concat!($prefix, $a, $b, $c),
                     tags: &[$tag],
                     timeout_ms: None,
+                    file: file!(),
+                    line: line!(),
                     run: $run,
                 }
             }

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::outcome::Location;
 use crate::probe::{Probe, V4l2Node};
+use crate::workspace;
 
 /// A bench inventory file.
 #[derive(Debug, Clone, Deserialize)]
@@ -46,6 +48,9 @@ pub struct BenchCamera {
     /// FourCCs it must offer.
     #[serde(default)]
     pub formats: Vec<String>,
+    /// The bench file and the line of this camera's `[[camera]]` header (for reports).
+    #[serde(skip)]
+    pub location: Option<Location>,
 }
 
 fn yes() -> bool {
@@ -57,7 +62,22 @@ impl Bench {
     pub fn load(path: &Path) -> Result<Bench, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|err| format!("cannot read bench file {}: {err}", path.display()))?;
-        toml::from_str(&text).map_err(|err| format!("bench file {}: {err}", path.display()))
+        let mut bench: Bench =
+            toml::from_str(&text).map_err(|err| format!("bench file {}: {err}", path.display()))?;
+        let file = workspace::relative(path);
+        // TOML keeps an array of tables in order: the n-th `[[camera]]` header is camera n.
+        let headers = text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| line.trim_start().starts_with("[[camera]]"))
+            .map(|(index, _)| index as u32 + 1);
+        for (camera, line) in bench.cameras.iter_mut().zip(headers) {
+            camera.location = Some(Location {
+                file: file.clone(),
+                line,
+            });
+        }
+        Ok(bench)
     }
 }
 

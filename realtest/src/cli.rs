@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser as _;
 
+use crate::junit::{self, Format, LogPolicy};
 use crate::tags::TagExpr;
 
 /// How `--check-deps` prints the probe.
@@ -25,8 +26,8 @@ pub struct Options {
     pub exclude_tags: Vec<String>,
     /// `--tags` / `REALTEST_TAGS`.
     pub tag_expr: Option<TagExpr>,
-    /// `--junit` / `REALTEST_JUNIT`.
-    pub junit: Option<PathBuf>,
+    /// `--junit` / `REALTEST_JUNIT`, with `--junit-logs` and `--junit-format`.
+    pub junit: Option<junit::Settings>,
     /// `--check-deps [--format json]`.
     pub check_deps: Option<CheckDepsFormat>,
     /// `--require` / `REALTEST_REQUIRE`, normalised to `needs-*` tags.
@@ -44,7 +45,13 @@ realtest options (environment variable in brackets, for nextest):
       --exclude-tag TAG   drop tests carrying TAG [REALTEST_EXCLUDE_TAGS]
       --tags EXPR         boolean tag expression, e.g. 'needs-v4l2 and not (slow or destructive)'
                           [REALTEST_TAGS]
-      --junit PATH        write JUnit XML; a directory gets <binary>.xml [REALTEST_JUNIT]
+      --junit PATH        write JUnit XML: a file collects every test binary of the run (one
+                          suite each; a new run replaces them), a directory gets <binary>.xml
+                          [REALTEST_JUNIT]
+      --junit-logs WHICH  'failures' (default): logs of tests that did not pass; 'all'
+                          [REALTEST_JUNIT_LOGS]
+      --junit-format F    'rich' (default), or 'strict': only what the Jenkins xUnit schema
+                          (junit-10.xsd) accepts [REALTEST_JUNIT_FORMAT]
       --check-deps        print what the probe found and exit (add --format json for JSON)
       --require CAP       CAP (e.g. needs-v4l2 or v4l2) must be present: a skip for it fails
                           [REALTEST_REQUIRE=a,b]
@@ -85,6 +92,8 @@ pub fn parse(
     let mut exclude_tags = Vec::new();
     let mut tags = None;
     let mut junit = None;
+    let mut junit_logs = None;
+    let mut junit_format = None;
     let mut check_deps = false;
     let mut format = None;
     let mut require = Vec::new();
@@ -114,6 +123,8 @@ pub fn parse(
             "--exclude-tag" => exclude_tags.push(value("--exclude-tag")?),
             "--tags" => tags = Some(value("--tags")?),
             "--junit" => junit = Some(PathBuf::from(value("--junit")?)),
+            "--junit-logs" => junit_logs = Some(("--junit-logs", value("--junit-logs")?)),
+            "--junit-format" => junit_format = Some(("--junit-format", value("--junit-format")?)),
             "--require" => require.extend(split_list(&value("--require")?)),
             "--bench" => bench = Some(PathBuf::from(value("--bench")?)),
             "--check-deps" => check_deps = true,
@@ -132,7 +143,39 @@ pub fn parse(
         require.extend(split_list(&value));
     }
     let tags = tags.or_else(|| env("REALTEST_TAGS").filter(|v| !v.trim().is_empty()));
-    let junit = junit.or_else(|| env("REALTEST_JUNIT").map(PathBuf::from));
+    let junit_given = junit.is_some() || env("REALTEST_JUNIT").is_some_and(|v| !v.is_empty());
+    if let Some((flag, _)) = junit_logs.as_ref().or(junit_format.as_ref()) {
+        if !junit_given {
+            return Err(CliExit::Usage(format!(
+                "{flag} needs a report: add --junit PATH (or set REALTEST_JUNIT)"
+            )));
+        }
+    }
+    let junit_logs =
+        junit_logs.or_else(|| env("REALTEST_JUNIT_LOGS").map(|v| ("REALTEST_JUNIT_LOGS", v)));
+    let junit_format =
+        junit_format.or_else(|| env("REALTEST_JUNIT_FORMAT").map(|v| ("REALTEST_JUNIT_FORMAT", v)));
+    let logs = match junit_logs {
+        None => LogPolicy::Failures,
+        Some((source, text)) => LogPolicy::parse(text.trim())
+            .ok_or_else(|| format!("{source} takes 'failures' or 'all', not {text:?}"))?,
+    };
+    let report_format = match junit_format {
+        None => Format::Rich,
+        Some((source, text)) => Format::parse(text.trim())
+            .ok_or_else(|| format!("{source} takes 'rich' or 'strict', not {text:?}"))?,
+    };
+    let junit = junit
+        .or_else(|| {
+            env("REALTEST_JUNIT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .map(|path| junit::Settings {
+            path,
+            logs,
+            format: report_format,
+        });
     let bench = bench.or_else(|| env("REALTEST_BENCH").map(PathBuf::from));
 
     let tag_expr = tags
@@ -241,7 +284,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(options.include_tags, ["hardware", "slow"]);
-        assert_eq!(options.junit, Some(PathBuf::from("out")));
+        assert_eq!(
+            options.junit,
+            Some(junit::Settings {
+                path: PathBuf::from("out"),
+                logs: LogPolicy::Failures,
+                format: Format::Rich
+            })
+        );
         assert!(options.libtest.exact);
         assert_eq!(options.libtest.filter.as_deref(), Some("a::b"));
         assert_eq!(options.libtest.test_threads, Some(1));
@@ -268,6 +318,45 @@ mod tests {
             Some(TagExpr::Tag("needs-ffmpeg".to_string()))
         );
         assert_eq!(options.require, ["needs-ffmpeg"]);
+    }
+
+    #[test]
+    fn junit_settings_come_from_flags_or_the_environment() {
+        let options = parse_args(
+            &["--junit-logs", "all"],
+            &[
+                ("REALTEST_JUNIT", "r.xml"),
+                ("REALTEST_JUNIT_FORMAT", "strict"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            options.junit,
+            Some(junit::Settings {
+                path: PathBuf::from("r.xml"),
+                logs: LogPolicy::All,
+                format: Format::Strict
+            })
+        );
+        let err = parse_args(&["--junit", "r.xml", "--junit-format", "xunit"], &[]).unwrap_err();
+        assert_eq!(
+            err,
+            "--junit-format takes 'rich' or 'strict', not \"xunit\""
+        );
+        let err = parse_args(
+            &[],
+            &[("REALTEST_JUNIT", "r/"), ("REALTEST_JUNIT_LOGS", "some")],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "REALTEST_JUNIT_LOGS takes 'failures' or 'all', not \"some\""
+        );
+        let err = parse_args(&["--junit-logs", "all"], &[]).unwrap_err();
+        assert_eq!(
+            err,
+            "--junit-logs needs a report: add --junit PATH (or set REALTEST_JUNIT)"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::fmt::Display;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use crate::junit;
 use crate::lease::{self, CameraLease, CameraRequirements, ResourceLease};
+use crate::outcome::{CapturedLog, Stream};
 use crate::probe::Probe;
 use crate::process::{self, OwnedChild};
 
@@ -21,39 +23,59 @@ pub const OWNER_ENV: &str = "REALTEST_OWNER";
 /// Upper bound of a test's captured log; later lines are counted, not kept.
 const LOG_LIMIT: usize = 4 << 20;
 
-/// A test's captured output.
+/// A test's captured output, kept apart by stream (the JUnit report puts child processes'
+/// stderr in `<system-err>`), bounded by [`LOG_LIMIT`] bytes.
 #[derive(Debug, Default)]
 pub struct Log {
-    text: Mutex<String>,
+    state: Mutex<LogState>,
     echo: bool,
+}
+
+#[derive(Debug, Default)]
+struct LogState {
+    captured: CapturedLog,
+    bytes: usize,
+    truncated: bool,
 }
 
 impl Log {
     /// A log that also echoes each line to stderr when `echo` is set (`--nocapture`).
     pub fn new(echo: bool) -> Self {
         Log {
-            text: Mutex::new(String::new()),
+            state: Mutex::new(LogState::default()),
             echo,
         }
     }
 
-    /// Appends one line.
+    /// Appends one line of the test's own output (or a child's stdout).
     pub fn line(&self, line: &str) {
+        self.push(Stream::Out, line);
+    }
+
+    /// Appends one line a child process wrote to its stderr.
+    pub fn stderr_line(&self, line: &str) {
+        self.push(Stream::Err, line);
+    }
+
+    fn push(&self, stream: Stream, line: &str) {
         if self.echo {
             let _ = writeln!(std::io::stderr(), "{line}");
         }
-        let mut text = self.text.lock().unwrap();
-        if text.len() + line.len() < LOG_LIMIT {
-            text.push_str(line);
-            text.push('\n');
-        } else if !text.ends_with("[log truncated]\n") {
-            text.push_str("[log truncated]\n");
+        let mut state = self.state.lock().unwrap();
+        if state.bytes + line.len() < LOG_LIMIT {
+            state.bytes += line.len() + 1;
+            state.captured.push(stream, line.to_string());
+        } else if !state.truncated {
+            state.truncated = true;
+            state
+                .captured
+                .push(Stream::Out, "[log truncated]".to_string());
         }
     }
 
     /// Everything captured so far.
-    pub fn contents(&self) -> String {
-        self.text.lock().unwrap().clone()
+    pub fn contents(&self) -> CapturedLog {
+        self.state.lock().unwrap().captured.clone()
     }
 }
 
@@ -145,7 +167,7 @@ impl Ctx {
         self.log(format_args!("$ {description}"));
         let output = process::run_with_timeout(command, timeout)?;
         for line in String::from_utf8_lossy(&output.stderr).lines() {
-            self.log(format_args!("  {line}"));
+            self.shared.log.stderr_line(&format!("  {line}"));
         }
         self.log(format_args!("  -> {}", output.status));
         Ok(output)
@@ -160,6 +182,28 @@ impl Ctx {
         let path = dir.path().to_path_buf();
         self.temp_dirs.push(dir);
         Ok(path)
+    }
+
+    /// Keeps a file the test produced (the snapshot that failed a check, an FFmpeg log) with the
+    /// JUnit report: copies it now (at most [`MAX_ATTACHMENT_BYTES`](crate::MAX_ATTACHMENT_BYTES))
+    /// next to the report and names the copy in the test's log as `[[ATTACHMENT|path]]` (path
+    /// relative to the workspace root), which GitLab shows on a failed test. Without a report
+    /// (`--junit`) it only logs that nothing was kept. An error says why the file could not be
+    /// kept; the test decides whether that matters.
+    pub fn attach(&self, path: impl AsRef<Path>) -> anyhow::Result<()> {
+        let path = path.as_ref();
+        let Some(report) = junit::session() else {
+            self.log(format_args!(
+                "attachment {} not kept: no JUnit report (--junit)",
+                path.display()
+            ));
+            return Ok(());
+        };
+        let kept = report
+            .keep_attachment(&self.name, path)
+            .map_err(anyhow::Error::msg)?;
+        self.log(junit::attachment_marker(&kept));
+        Ok(())
     }
 
     /// Leases a V4L2 capture device that meets `requirements`, exclusively across threads and

@@ -49,8 +49,10 @@ mod report;
 mod runner;
 mod tags;
 mod workers;
+mod workspace;
 
 pub use ctx::Ctx;
+pub use junit::MAX_ATTACHMENT_BYTES;
 pub use lease::{CameraLease, CameraRequirements, ResourceLease};
 pub use needs::{NeedDef, NeedStatus};
 pub use outcome::{IntoTestResult, Skip, TestError, TestResult};

@@ -1,7 +1,7 @@
 //! What a test body returns, and what the harness records for each test.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The result of a test body, as the harness sees it.
 pub type TestResult = Result<(), TestError>;
@@ -131,6 +131,59 @@ impl FailureKind {
     }
 }
 
+/// Where a test is defined (or, for a bench camera check, the bench file's entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Source path, relative to the workspace root where it lies inside it.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+}
+
+/// Which output stream a captured line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// The test's own lines, the harness's notes and child processes' stdout.
+    Out,
+    /// Child processes' stderr.
+    Err,
+}
+
+/// A test's captured output, line by line in the order it arrived.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapturedLog {
+    lines: Vec<(Stream, String)>,
+}
+
+impl CapturedLog {
+    /// Adds one line.
+    pub fn push(&mut self, stream: Stream, line: String) {
+        self.lines.push((stream, line));
+    }
+
+    /// Whether nothing was captured.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Every line, both streams interleaved as they arrived (for the console).
+    pub fn text(&self) -> String {
+        self.lines
+            .iter()
+            .map(|(_, line)| format!("{line}\n"))
+            .collect()
+    }
+
+    /// The lines of one stream.
+    pub fn stream(&self, stream: Stream) -> String {
+        self.lines
+            .iter()
+            .filter(|(s, _)| *s == stream)
+            .map(|(_, line)| format!("{line}\n"))
+            .collect()
+    }
+}
+
 /// Everything the harness knows about one finished test.
 #[derive(Debug, Clone)]
 pub struct TestRecord {
@@ -138,12 +191,16 @@ pub struct TestRecord {
     pub name: String,
     /// Tags, including implied ones.
     pub tags: Vec<String>,
+    /// Where it is defined; `None` for the harness's own checks (the leak sweep).
+    pub location: Option<Location>,
     /// How it ended.
     pub outcome: Outcome,
+    /// When it started (or was decided on, for a skip).
+    pub started: SystemTime,
     /// Wall-clock time of the body.
     pub duration: Duration,
     /// Captured log: the test's own lines and its child processes' output.
-    pub log: String,
+    pub log: CapturedLog,
     /// Devices the test leased, if any.
     pub devices: Vec<String>,
 }

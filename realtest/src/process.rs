@@ -254,7 +254,8 @@ impl OwnedChild {
                 .take()
                 .map(|p| Box::new(p) as Box<dyn Read + Send>),
         ];
-        for pipe in pipes.into_iter().flatten() {
+        for (pipe, is_stderr) in pipes.into_iter().zip([false, true]) {
+            let Some(pipe) = pipe else { continue };
             let output = Arc::clone(&output);
             let log = Arc::clone(&log);
             let label = label.clone();
@@ -262,7 +263,12 @@ impl OwnedChild {
                 for line in BufReader::new(pipe).split(b'\n') {
                     let Ok(line) = line else { break };
                     let line = String::from_utf8_lossy(&line).trim_end().to_string();
-                    log.line(&format!("[{label}] {line}"));
+                    let logged = format!("[{label}] {line}");
+                    if is_stderr {
+                        log.stderr_line(&logged);
+                    } else {
+                        log.line(&logged);
+                    }
                     output.push(line);
                 }
                 output.pipe_closed();

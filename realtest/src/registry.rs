@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::needs;
+use crate::outcome::Location;
 use crate::Ctx;
 use crate::TestResult;
 
@@ -18,6 +19,10 @@ pub struct TestDef {
     pub tags: &'static [&'static str],
     /// Timeout in milliseconds, when the attribute gave one.
     pub timeout_ms: Option<u64>,
+    /// `file!()` of the definition: relative to the workspace root for workspace members.
+    pub file: &'static str,
+    /// The line of the function's `fn` keyword.
+    pub line: u32,
     /// Runs the body.
     pub run: fn(&mut Ctx) -> TestResult,
 }
@@ -41,6 +46,8 @@ pub struct Test {
     pub tags: Vec<String>,
     /// Effective timeout.
     pub timeout: Duration,
+    /// Where the test is defined.
+    pub location: Location,
     /// The body.
     pub run: fn(&mut Ctx) -> TestResult,
 }
@@ -63,6 +70,10 @@ impl Test {
                 .timeout_ms
                 .map(Duration::from_millis)
                 .unwrap_or(DEFAULT_TIMEOUT),
+            location: Location {
+                file: def.file.to_string(),
+                line: def.line,
+            },
             run: def.run,
         }
     }
@@ -131,6 +142,8 @@ mod tests {
             name,
             tags,
             timeout_ms: None,
+            file: "suite/tests.rs",
+            line: 7,
             run: body,
         }
     }
@@ -148,6 +161,13 @@ mod tests {
         assert_eq!(tests[0].timeout, DEFAULT_TIMEOUT);
         assert_eq!(tests[1].name, "v4l2::capture");
         assert_eq!(tests[1].tags, ["hardware", "needs-v4l2"]);
+        assert_eq!(
+            tests[1].location,
+            Location {
+                file: "suite/tests.rs".to_string(),
+                line: 7
+            }
+        );
     }
 
     #[test]

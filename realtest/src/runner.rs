@@ -7,14 +7,14 @@ use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use libtest_mimic::{Completion, Failed, Trial};
 
 use crate::bench::Bench;
 use crate::cli::{self, CheckDepsFormat, CliExit, Options};
 use crate::ctx::{Ctx, Shared};
-use crate::outcome::{FailureKind, Outcome, TestError, TestRecord};
+use crate::outcome::{CapturedLog, FailureKind, Outcome, TestError, TestRecord};
 use crate::probe::Probe;
 use crate::registry::{self, Test, DESTRUCTIVE, HARDWARE};
 use crate::{junit, leak, needs, process, report, workers};
@@ -78,6 +78,12 @@ pub fn run() -> ExitCode {
     };
 
     install_panic_hook();
+    if let Some(settings) = &options.junit {
+        let bench = bench
+            .as_ref()
+            .map(|b| (b.name.as_str(), b.description.as_str()));
+        junit::install(settings, &binary, bench);
+    }
     let context = Arc::new(RunContext {
         required,
         echo: options.libtest.nocapture,
@@ -91,13 +97,21 @@ pub fn run() -> ExitCode {
     let runs_hardware = tests
         .iter()
         .any(|test| test.has_tag(HARDWARE) && is_selected(test, &options));
+    let listing = options.libtest.list;
+    let listed_skips = listing.then(|| list_time_skips(&options, &tests, &context));
     let mut trials = build_trials(&options, tests, &context);
     if let Some(bench) = bench.as_ref().filter(|_| runs_hardware) {
         trials.extend(bench_trials(bench, &context));
     }
-    let listing = options.libtest.list;
     let conclusion = libtest_mimic::run(&options.libtest, trials);
     if listing {
+        if let (Some(report), Some(skips)) = (junit::session(), listed_skips) {
+            // stdout belongs to the listing (nextest parses it).
+            if let Err(message) = report.write_listing(&skips) {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
         return conclusion.exit_code();
     }
 
@@ -105,8 +119,6 @@ pub fn run() -> ExitCode {
     let spawned_any = context.spawned_any.load(Ordering::Relaxed);
     let report_ok = report_run(
         &options,
-        &binary,
-        bench.as_ref(),
         records,
         spawned_any.then_some(context.owner_prefix.as_str()),
         started.elapsed(),
@@ -139,8 +151,6 @@ fn bench_and_requirements(
 /// found survivors or the report could not be written.
 fn report_run(
     options: &Options,
-    binary: &str,
-    bench: Option<&Bench>,
     mut records: Vec<TestRecord>,
     owner_prefix: Option<&str>,
     took: Duration,
@@ -163,16 +173,9 @@ fn report_run(
         say(&format!("error: {}", outcome_text(&record.outcome)));
         records.push(record.clone());
     }
-    if let Some(path) = &options.junit {
-        let mut properties = Probe::get().properties();
-        if let Some(bench) = bench {
-            properties.push(("bench".to_string(), bench.name.clone()));
-            properties.push(("bench-description".to_string(), bench.description.clone()));
-        }
-        let path = junit::target_path(path, binary);
-        let report = junit::report(binary, &records, &properties, took);
-        match junit::write(&path, &report) {
-            Ok(()) => say(&format!("JUnit report: {}", path.display())),
+    if let Some(report) = junit::session() {
+        match report.write(&records, took) {
+            Ok(written) => say(&report::junit_written(&written)),
             Err(message) => {
                 eprintln!("error: {message}");
                 return false;
@@ -286,6 +289,19 @@ fn gate(test: &Test, options: &Options, required: &BTreeSet<String>) -> Gate {
     }
 }
 
+/// The records of the tests a listing shows as ignored for their gate (unmet needs, destructive):
+/// nextest reports them as SKIP without running them, so they reach the JUnit report from here.
+fn list_time_skips(options: &Options, tests: &[Test], context: &RunContext) -> Vec<TestRecord> {
+    tests
+        .iter()
+        .filter(|test| is_selected(test, options))
+        .filter_map(|test| match gate(test, options, &context.required) {
+            skip @ Gate::Skip { .. } => Some(execute(test, skip, 0, context)),
+            Gate::Run | Gate::Fail { .. } => None,
+        })
+        .collect()
+}
+
 fn build_trials(options: &Options, tests: Vec<Test>, context: &Arc<RunContext>) -> Vec<Trial> {
     let list_mode = options.libtest.list || options.libtest.ignored;
     tests
@@ -317,7 +333,7 @@ fn bench_trials(bench: &Bench, context: &Arc<RunContext>) -> Vec<Trial> {
             let context = Arc::clone(context);
             let name = format!("bench::camera::{}", camera.id);
             Trial::ignorable_test(name.clone(), move || {
-                let started = Instant::now();
+                let (started, clock) = (Instant::now(), SystemTime::now());
                 let (outcome, devices) = match camera.find(Probe::get()) {
                     Ok(node) => (Outcome::Passed, vec![node.path.clone()]),
                     Err(message) => (
@@ -331,9 +347,11 @@ fn bench_trials(bench: &Bench, context: &Arc<RunContext>) -> Vec<Trial> {
                 let record = TestRecord {
                     name,
                     tags: vec!["bench".to_string()],
+                    location: camera.location.clone(),
                     outcome,
+                    started: clock,
                     duration: started.elapsed(),
-                    log: String::new(),
+                    log: CapturedLog::default(),
                     devices,
                 };
                 let result = to_libtest(&record);
@@ -354,7 +372,7 @@ fn to_libtest(record: &TestRecord) -> Result<Completion, Failed> {
         Outcome::Failed { .. } => Err(format!(
             "{}\n---- captured log ----\n{}",
             outcome_text(&record.outcome),
-            record.log.trim_end()
+            record.log.text().trim_end()
         )
         .into()),
     }
@@ -394,9 +412,11 @@ fn execute(test: &Test, gate: Gate, index: usize, context: &RunContext) -> TestR
     let mut record = TestRecord {
         name: test.name.clone(),
         tags: test.tags.clone(),
+        location: Some(test.location.clone()),
         outcome: Outcome::Passed,
+        started: SystemTime::now(),
         duration: Duration::ZERO,
-        log: String::new(),
+        log: CapturedLog::default(),
         devices: Vec::new(),
     };
     match gate {
@@ -536,6 +556,8 @@ fn sweep(owner_prefix: Option<&str>) -> Option<TestRecord> {
     Some(TestRecord {
         name: "realtest::leak-sweep".to_string(),
         tags: Vec::new(),
+        location: None,
+        started: SystemTime::now(),
         outcome: Outcome::Failed {
             kind: FailureKind::Leak,
             message: format!(
@@ -544,7 +566,7 @@ fn sweep(owner_prefix: Option<&str>) -> Option<TestRecord> {
             ),
         },
         duration: Duration::ZERO,
-        log: String::new(),
+        log: CapturedLog::default(),
         devices: Vec::new(),
     })
 }

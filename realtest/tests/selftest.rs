@@ -44,11 +44,13 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// One `<testcase>`: name, `(element, type, message)` of its failure or skip, system-out, tags.
+/// One `<testcase>`: name, `(element, type, message)` of its failure or skip, system-out,
+/// system-err, tags.
 struct Case {
     name: String,
     outcome: Option<(String, String, String)>,
     system_out: String,
+    system_err: String,
     tags: String,
 }
 
@@ -65,6 +67,24 @@ fn property(node: roxmltree::Node) -> (String, String) {
         node.attribute("name").unwrap_or_default().to_string(),
         node.attribute("value").unwrap_or_default().to_string(),
     )
+}
+
+/// The test's full name from its case: `classname` is `<binary>.<module path>` (just `<binary>`
+/// at the crate root), `name` the function.
+fn full_name(case: roxmltree::Node) -> String {
+    let name = case.attribute("name").unwrap();
+    match case.attribute("classname").unwrap().split_once('.') {
+        Some((_binary, module)) => format!("{module}::{name}"),
+        None => name.to_string(),
+    }
+}
+
+fn element_text(case: roxmltree::Node, element: &str) -> String {
+    case.children()
+        .find(|n| n.has_tag_name(element))
+        .and_then(|n| n.text())
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn junit_cases(path: &Path) -> (Vec<(String, String)>, Vec<Case>) {
@@ -89,7 +109,7 @@ fn junit_cases(path: &Path) -> (Vec<(String, String)>, Vec<Case>) {
         .children()
         .filter(|n| n.has_tag_name("testcase"))
         .map(|case| Case {
-            name: case.attribute("name").unwrap().to_string(),
+            name: full_name(case),
             outcome: case
                 .children()
                 .find(|n| n.has_tag_name("failure") || n.has_tag_name("skipped"))
@@ -100,12 +120,8 @@ fn junit_cases(path: &Path) -> (Vec<(String, String)>, Vec<Case>) {
                         n.attribute("message").unwrap_or_default().to_string(),
                     )
                 }),
-            system_out: case
-                .children()
-                .find(|n| n.has_tag_name("system-out"))
-                .and_then(|n| n.text())
-                .unwrap_or_default()
-                .to_string(),
+            system_out: element_text(case, "system-out"),
+            system_err: element_text(case, "system-err"),
             tags: case
                 .descendants()
                 .filter(|n| n.has_tag_name("property"))
@@ -196,11 +212,18 @@ fn every_outcome_shows_on_the_console_and_in_junit() {
             );
         }
     }
+    // The child's stdout in <system-out>, its stderr in <system-err>.
     let fails = case(&cases, "fails");
     assert!(
-        fails.system_out.contains("hello-from-child") && fails.system_out.contains("to-stderr"),
+        fails.system_out.contains("] hello-from-child\n")
+            && !fails.system_out.contains("] to-stderr"),
         "{}",
         fails.system_out
+    );
+    assert!(
+        fails.system_err.contains("] to-stderr\n"),
+        "{}",
+        fails.system_err
     );
     assert_eq!(
         case(&cases, "async_passes").tags,

@@ -5,13 +5,14 @@
 //! async fn renders_a_pattern(ctx: &mut realtest::Ctx) -> anyhow::Result<()> { … }
 //! ```
 //!
-//! The function keeps its name and body; the macro adds a registration next to it. Sync and
+//! The function keeps its name and body; the macro adds a registration next to it (with the
+//! function's source file and the line of its `fn`, for reports). Sync and
 //! `async` functions are accepted; the parameter list is either empty or one `&mut Ctx`. The
 //! timeout is parsed here, so a malformed one is a compile error.
 
 use proc_macro::TokenStream;
 use proc_macro2::Span;
-use quote::quote;
+use quote::{quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprArray, ExprLit, ItemFn, Lit, MetaNameValue, Token};
@@ -111,6 +112,8 @@ fn expand(
         None => quote! { ::core::option::Option::None },
     };
     let runner = syn::Ident::new(&format!("__realtest_run_{name}"), Span::call_site());
+    // `line!()` with the span of the `fn` keyword: the line of the function, not of the attribute.
+    let line = quote_spanned! { function.sig.fn_token.span => ::core::line!() };
     Ok(quote! {
         #function
 
@@ -125,6 +128,8 @@ fn expand(
                 name: ::core::stringify!(#name),
                 tags: &[#(#tags),*],
                 timeout_ms: #timeout,
+                file: ::core::file!(),
+                line: #line,
                 run: #runner,
             }
         }
