@@ -52,7 +52,10 @@ mod workers;
 mod workspace;
 
 pub use ctx::Ctx;
-pub use junit::MAX_ATTACHMENT_BYTES;
+pub use junit::{
+    merge_files as merge_junit_reports, Format as JunitFormat, Written as JunitWritten,
+    MAX_ATTACHMENT_BYTES,
+};
 pub use lease::{CameraLease, CameraRequirements, ResourceLease};
 pub use needs::{NeedDef, NeedStatus};
 pub use outcome::{IntoTestResult, Skip, TestError, TestResult};

@@ -415,3 +415,68 @@ fn an_attachment_is_kept_next_to_the_report_and_named_in_system_out() {
         passed.system_out
     );
 }
+
+#[test]
+fn the_reports_of_two_benches_merge_into_one_that_says_where_each_case_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reports = Vec::new();
+    for bench in ["bench-a", "bench-b"] {
+        let file = dir.path().join(format!("{bench}.toml"));
+        std::fs::write(&file, format!("name = \"{bench}\"\n")).unwrap();
+        let report = dir.path().join(format!("{bench}.xml"));
+        output(clean(&mut Command::new(example("fixture_media"))).args([
+            "--bench",
+            file.to_str().unwrap(),
+            "--junit",
+            report.to_str().unwrap(),
+        ]));
+        reports.push(report);
+    }
+    let merged = dir.path().join("all.xml");
+    let merge = |inputs: &[&Path]| {
+        output(
+            Command::new(env!("CARGO_BIN_EXE_realtest-junit"))
+                .args(["merge", "--format", "strict", "--output"])
+                .arg(&merged)
+                .args(inputs),
+        )
+    };
+    let out = merge(&[&reports[0], &reports[1]]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 suites, 6 cases (2 failed, 2 skipped)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (suites, cases) = read_report(&merged);
+    let names: Vec<&str> = suites.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(names, ["fixture_media@bench-a", "fixture_media@bench-b"]);
+    assert_eq!(cases.len(), 6);
+    if available(&["xmllint"], "validating the merged strict report") {
+        let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/junit-10.xsd");
+        let check = output(
+            Command::new("xmllint")
+                .args(["--noout", "--schema"])
+                .arg(&schema)
+                .arg(&merged),
+        );
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+
+    // The same bench twice is a mistake, not a merge.
+    let out = merge(&[&reports[0], &reports[0]]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("suite fixture_media@bench-a is in both"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

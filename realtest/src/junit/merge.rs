@@ -39,12 +39,17 @@ pub fn merge(existing: Option<Report>, incoming: TestSuite, run_id: &str) -> Rep
         None => rebuild(incoming, Vec::new()),
     };
     suites.insert(name, merged);
+    combine(suites.into_values())
+}
+
+/// One report of `suites` (in their order), its totals and time span computed from them.
+pub fn combine(suites: impl IntoIterator<Item = TestSuite>) -> Report {
+    let suites: Vec<TestSuite> = suites.into_iter().collect();
     let mut report = Report::new(REPORT_NAME);
-    let span = span(suites.values().map(|s| (s.timestamp, s.time)));
-    if let Some((start, took)) = span {
+    if let Some((start, took)) = span(suites.iter().map(|s| (s.timestamp, s.time))) {
         report.set_timestamp(start).set_time(took);
     }
-    report.add_test_suites(suites.into_values());
+    report.add_test_suites(suites);
     report
 }
 

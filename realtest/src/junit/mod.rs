@@ -263,6 +263,47 @@ impl Session {
     }
 }
 
+/// Writes the suites of every report in `inputs` into `output` (replacing what it held): the
+/// reports of several benches (each bench's suites are named `<binary>@<bench>`) become one.
+/// Two inputs with a suite of the same name are an error: they would be two reports of the same
+/// binary on the same bench. Returns what the merged report holds.
+pub fn merge_files(inputs: &[PathBuf], output: &Path, format: Format) -> Result<Written, String> {
+    let mut suites: Vec<(TestSuite, &Path)> = Vec::new();
+    for input in inputs {
+        let text = std::fs::read_to_string(input)
+            .map_err(|err| format!("cannot read {}: {err}", input.display()))?;
+        let report = quick_junit::Report::deserialize_from_str(&text).map_err(|err| {
+            format!(
+                "{} is not a JUnit report realtest can read: {err}",
+                input.display()
+            )
+        })?;
+        for suite in report.test_suites {
+            if let Some((_, other)) = suites.iter().find(|(s, _)| s.name == suite.name) {
+                return Err(format!(
+                    "suite {} is in both {} and {}: two reports of one binary on one bench",
+                    suite.name.as_str(),
+                    other.display(),
+                    input.display()
+                ));
+            }
+            suites.push((suite, input));
+        }
+    }
+    let report = store::update(output, format, |_| {
+        merge::combine(suites.into_iter().map(|(suite, _)| suite))
+    })?;
+    Ok(Written {
+        path: output.to_path_buf(),
+        suite: String::new(),
+        suite_cases: 0,
+        suites: report.test_suites.len(),
+        tests: report.tests,
+        failed: report.failures + report.errors,
+        skipped: report.skipped,
+    })
+}
+
 /// The machine's host name, for the suite's `hostname` attribute.
 fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
