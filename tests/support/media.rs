@@ -63,6 +63,38 @@ pub fn probe(ctx: &Ctx, path: &Path) -> anyhow::Result<VideoInfo> {
     })
 }
 
+/// Probes `path` and checks its first video stream's codec and size. When ffprobe cannot read it
+/// or it is not what was expected, the file is attached to the test's JUnit report.
+pub fn expect_video(
+    ctx: &Ctx,
+    path: &Path,
+    codec: &str,
+    (width, height): (u64, u64),
+) -> anyhow::Result<VideoInfo> {
+    let checked = probe(ctx, path).and_then(|info| {
+        ensure!(
+            (info.codec.as_str(), info.width, info.height) == (codec, width, height),
+            "{}: {} {}x{}, expected {codec} {width}x{height}",
+            path.display(),
+            info.codec,
+            info.width,
+            info.height
+        );
+        Ok(info)
+    });
+    attach_if_failed(ctx, path, checked)
+}
+
+/// `result`, after attaching `path` to the test's JUnit report when it is an error.
+pub fn attach_if_failed<T>(ctx: &Ctx, path: &Path, result: anyhow::Result<T>) -> anyhow::Result<T> {
+    if result.is_err() {
+        if let Err(err) = ctx.attach(path) {
+            ctx.log(format_args!("{err:#}"));
+        }
+    }
+    result
+}
+
 /// Reads frames from a live stream URL (RTSP over TCP) with ffprobe, up to `packets` packets —
 /// enough to reach a keyframe when the GOP is shorter — and returns the first decoded frame's
 /// size. Proof that the URL really plays.

@@ -1,6 +1,7 @@
 //! Scenario 3 — recording and snapshot: `start_recording {duration: 3}` gives STARTED then
 //! STOPPED, the file's duration is 3 ± 1 s at the camera's size; a snapshot is a JPEG of the
 //! camera's size; list/info/download/delete round trip with exact codes.
+//! A recording or snapshot that fails its check is attached to the JUnit report (`Ctx::attach`).
 
 use std::time::Duration;
 
@@ -49,13 +50,12 @@ async fn record_and_snapshot(
     expect_started_then(client, camera, &filename, "STOPPED").await?;
 
     let path = service.recordings_dir().join(&filename);
-    let info = media::probe(ctx, &path)?;
-    assert_eq!(
-        (info.codec.as_str(), info.width, info.height),
-        ("h264", size.0, size.1)
-    );
-    let duration = info.duration.context("ffprobe reports no duration")?;
-    ensure_within("recording duration (s)", duration, SECONDS as f64, 1.0)?;
+    let info = media::expect_video(ctx, &path, "h264", size)?;
+    let duration = info
+        .duration
+        .context("ffprobe reports no duration")
+        .and_then(|d| ensure_within("recording duration (s)", d, SECONDS as f64, 1.0));
+    media::attach_if_failed(ctx, &path, duration)?;
     if let Some(frames) = exact_frames {
         assert_eq!(info.frames, Some(frames), "{info:?}");
     }
@@ -105,11 +105,7 @@ async fn record_and_snapshot(
         snap["file_size"].as_u64(),
         Some(std::fs::metadata(&snap_path)?.len())
     );
-    let still = media::probe(ctx, &snap_path)?;
-    assert_eq!(
-        (still.codec.as_str(), still.width, still.height),
-        ("mjpeg", size.0, size.1)
-    );
+    media::expect_video(ctx, &snap_path, "mjpeg", size)?;
     let details = client
         .call_ok("get_snapshot_info", json!({ "filename": "scenario3.jpg" }))
         .await?;
