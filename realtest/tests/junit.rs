@@ -405,6 +405,13 @@ fn an_attachment_is_kept_next_to_the_report_and_named_in_system_out() {
         !kept.exists(),
         "the earlier run's attachment is gone with its suite"
     );
+    // Without a report nothing is kept, and the log says so.
+    let alone = output(clean(&mut Command::new(example("fixture_media"))).arg("media::"));
+    let stdout = String::from_utf8_lossy(&alone.stdout);
+    assert!(
+        stdout.contains("snapshot.ppm not kept: no JUnit report (--junit)"),
+        "{stdout}"
+    );
     let (_, cases) = read_report(&report);
     let passed = find(&cases, "fixture_media.media", "passes_with_a_log");
     assert!(
