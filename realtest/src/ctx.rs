@@ -14,7 +14,7 @@ use crate::junit;
 use crate::lease::{self, CameraLease, CameraRequirements, ResourceLease};
 use crate::outcome::{CapturedLog, Stream};
 use crate::probe::Probe;
-use crate::process::{self, OwnedChild};
+use crate::process::{self, OwnedChild, ProcessGroups};
 
 /// Environment variable set on every process a test starts through its [`Ctx`]; children inherit
 /// it, so the leak check finds descendants even after they were re-parented.
@@ -85,8 +85,8 @@ pub(crate) struct Shared {
     pub log: Arc<Log>,
     /// Value of [`OWNER_ENV`] for this test's processes.
     pub owner: String,
-    /// Process groups started by the test.
-    pub groups: Mutex<Vec<u32>>,
+    /// Process groups of the test that may still have members.
+    pub groups: Arc<ProcessGroups>,
     pub spawned: AtomicUsize,
     pub devices: Mutex<Vec<String>>,
 }
@@ -96,7 +96,7 @@ impl Shared {
         Arc::new(Shared {
             log: Arc::new(Log::new(echo)),
             owner,
-            groups: Mutex::new(Vec::new()),
+            groups: Arc::default(),
             spawned: AtomicUsize::new(0),
             devices: Mutex::new(Vec::new()),
         })
@@ -151,10 +151,10 @@ impl Ctx {
         let child = OwnedChild::spawn(
             command,
             Arc::clone(&self.shared.log),
+            Arc::clone(&self.shared.groups),
             &[(OWNER_ENV, &self.shared.owner)],
         )?;
         self.shared.spawned.fetch_add(1, Ordering::Relaxed);
-        self.shared.groups.lock().unwrap().push(child.pid());
         Ok(child)
     }
 
@@ -165,7 +165,7 @@ impl Ctx {
         self.shared.spawned.fetch_add(1, Ordering::Relaxed);
         let description = process::describe(command);
         self.log(format_args!("$ {description}"));
-        let output = process::run_with_timeout(command, timeout)?;
+        let output = process::run_with_timeout(command, timeout, Some(&self.shared.groups))?;
         for line in String::from_utf8_lossy(&output.stderr).lines() {
             self.shared.log.stderr_line(&format!("  {line}"));
         }

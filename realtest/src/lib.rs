@@ -31,7 +31,7 @@
 //! `--check-deps [--format json]`, `--require CAP`, `--bench FILE`; everything else is libtest's.
 //! See the repository README for the full table and the environment variables.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod bench;

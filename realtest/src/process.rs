@@ -6,7 +6,7 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
+use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock, PoisonError, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -83,7 +83,8 @@ pub fn without_forks<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Starts `command` in a new process group, stdin from `/dev/null`, stdout and stderr piped;
-/// returns the child and the command line for messages.
+/// returns the child and the command line for messages. The fork happens on the spawner thread
+/// (see [`spawner`]).
 fn spawn_in_own_group(command: &mut Command) -> Result<(Child, String), ProcessError> {
     let description = describe(command);
     command
@@ -91,17 +92,88 @@ fn spawn_in_own_group(command: &mut Command) -> Result<(Child, String), ProcessE
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let spawned = {
-        let _gate = FORK_GATE.read().unwrap_or_else(PoisonError::into_inner);
-        command.spawn()
-    };
-    match spawned {
+    match spawn_on_spawner_thread(command) {
         Ok(child) => Ok((child, description)),
         Err(source) => Err(ProcessError::Spawn {
             command: description,
             source,
         }),
     }
+}
+
+/// A command for the spawner thread, and where its result goes (with the command, which is
+/// handed back to its owner).
+type SpawnRequest = (Command, mpsc::Sender<(Command, io::Result<Child>)>);
+
+/// The thread that forks every child of the harness. `PR_SET_PDEATHSIG` fires when the thread
+/// that forked the child exits, not the process: forking from test threads (a tokio runtime
+/// of an async test, a libtest thread) would kill children whenever that thread ends. This
+/// thread lives as long as the process, so its children die exactly when the harness does
+/// (also by SIGKILL or a crash).
+fn spawner() -> io::Result<&'static mpsc::Sender<SpawnRequest>> {
+    static SPAWNER: OnceLock<mpsc::Sender<SpawnRequest>> = OnceLock::new();
+    if let Some(sender) = SPAWNER.get() {
+        return Ok(sender);
+    }
+    let (sender, requests) = mpsc::channel::<SpawnRequest>();
+    let mut started = None;
+    let sender = SPAWNER.get_or_init(|| {
+        started = Some(
+            thread::Builder::new()
+                .name("realtest-spawner".to_string())
+                .spawn(move || {
+                    for (mut command, reply) in requests {
+                        let result = fork_dying_with_parent(&mut command);
+                        let _ = reply.send((command, result));
+                    }
+                }),
+        );
+        sender
+    });
+    match started {
+        Some(Err(err)) => Err(err),
+        _ => Ok(sender),
+    }
+}
+
+/// Runs `command.spawn()` on the spawner thread; `command` is the same afterwards.
+fn spawn_on_spawner_thread(command: &mut Command) -> io::Result<Child> {
+    let spawner = spawner()?;
+    let (reply, result) = mpsc::channel();
+    let owned = std::mem::replace(command, Command::new(""));
+    spawner
+        .send((owned, reply))
+        .map_err(|_| io::Error::other("the realtest spawner thread is gone"))?;
+    let (owned, spawned) = result
+        .recv()
+        .map_err(|_| io::Error::other("the realtest spawner thread is gone"))?;
+    *command = owned;
+    spawned
+}
+
+/// Forks `command` (on the calling thread) so that the kernel SIGKILLs the child when this
+/// thread exits; a child whose parent died before the setting took effect exits at once.
+#[expect(
+    unsafe_code,
+    reason = "pre_exec is the only way to run prctl in the child"
+)]
+fn fork_dying_with_parent(command: &mut Command) -> io::Result<Child> {
+    let parent = nix::unistd::getpid();
+    // SAFETY: between fork and exec only the async-signal-safe prctl(2) and getppid(2) system
+    // calls run; they allocate nothing and take no locks.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+            if nix::unistd::getppid() != parent {
+                return Err(io::Error::other(
+                    "the harness exited while this child started",
+                ));
+            }
+            Ok(())
+        });
+    }
+    let _gate = FORK_GATE.read().unwrap_or_else(PoisonError::into_inner);
+    command.spawn()
 }
 
 /// Sends `signal` to process group `pgid`; a group that no longer exists is not an error.
@@ -141,6 +213,36 @@ pub fn stop_groups(groups: &[u32], grace: Duration) {
     }
     for pgid in groups {
         signal_group(*pgid as i32, Signal::SIGKILL);
+    }
+}
+
+/// The process groups of one test that may still have members, for the timeout and interrupt
+/// paths to stop. A group leaves the list once its leader is reaped and the group killed: the
+/// kernel may give a free id to an unrelated group, which must never be signalled.
+#[derive(Debug, Default)]
+pub(crate) struct ProcessGroups(Mutex<Vec<u32>>);
+
+impl ProcessGroups {
+    fn add(&self, pgid: u32) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(pgid);
+    }
+
+    fn remove(&self, pgid: u32) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|group| *group != pgid);
+    }
+
+    /// The groups that may have live members now.
+    pub fn live(&self) -> Vec<u32> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -210,6 +312,7 @@ pub struct OwnedChild {
     output: Arc<OutputLines>,
     readers: Vec<JoinHandle<()>>,
     status: Option<ExitStatus>,
+    groups: Arc<ProcessGroups>,
 }
 
 impl std::fmt::Debug for OwnedChild {
@@ -222,16 +325,19 @@ impl std::fmt::Debug for OwnedChild {
 }
 
 impl OwnedChild {
-    /// Starts `command` as an owned child that logs into `log`; `env` is added to its environment.
+    /// Starts `command` as an owned child that logs into `log`, listed in `groups` until it is
+    /// reaped; `env` is added to its environment.
     pub(crate) fn spawn(
         command: &mut Command,
         log: Arc<Log>,
+        groups: Arc<ProcessGroups>,
         env: &[(&str, &str)],
     ) -> Result<OwnedChild, ProcessError> {
         for (key, value) in env {
             command.env(key, value);
         }
         let (mut child, description) = spawn_in_own_group(command)?;
+        groups.add(child.id());
         let program = command
             .get_program()
             .to_string_lossy()
@@ -280,6 +386,7 @@ impl OwnedChild {
             output,
             readers,
             status: None,
+            groups,
         })
     }
 
@@ -385,6 +492,7 @@ impl OwnedChild {
             None => terminate_group(&mut self.child, grace)?,
         };
         self.status = Some(status);
+        self.groups.remove(self.child.id());
         // A descendant outside the group may still hold the pipes: wait a little, then let the
         // reader threads go rather than hang (the leak check reports such a descendant).
         let readers: Vec<_> = self.readers.drain(..).collect();
@@ -406,10 +514,31 @@ impl Drop for OwnedChild {
     }
 }
 
-/// Runs `command` to completion with a wall-clock limit, in its own process group, and returns
-/// its output. On expiry the group is killed and [`ProcessError::TimedOut`] returned.
-pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> Result<Output, ProcessError> {
-    let (mut child, description) = spawn_in_own_group(command)?;
+/// Runs `command` to completion with a wall-clock limit, in its own process group (listed in
+/// `groups` while it runs), and returns its output. On expiry the group is killed and
+/// [`ProcessError::TimedOut`] returned.
+pub fn run_with_timeout(
+    command: &mut Command,
+    timeout: Duration,
+    groups: Option<&ProcessGroups>,
+) -> Result<Output, ProcessError> {
+    let (child, description) = spawn_in_own_group(command)?;
+    let pgid = child.id();
+    if let Some(groups) = groups {
+        groups.add(pgid);
+    }
+    let result = wait_with_timeout(child, description, timeout);
+    if let Some(groups) = groups {
+        groups.remove(pgid);
+    }
+    result
+}
+
+fn wait_with_timeout(
+    mut child: Child,
+    description: String,
+    timeout: Duration,
+) -> Result<Output, ProcessError> {
     let stdout = read_in_background(child.stdout.take());
     let stderr = read_in_background(child.stderr.take());
     let wait_error = |source| ProcessError::Wait {

@@ -491,8 +491,7 @@ fn run_body(test: &Test, shared: &Arc<Shared>, required: &BTreeSet<String>) -> O
             message,
         },
         Err(_) => {
-            let groups = shared.groups.lock().unwrap().clone();
-            process::stop_groups(&groups, TIMEOUT_GRACE);
+            process::stop_groups(&shared.groups.live(), TIMEOUT_GRACE);
             Outcome::Failed {
                 kind: FailureKind::Timeout,
                 message: format!(

@@ -121,14 +121,15 @@ fn probe_tool(
     if let Some(info) = key.as_deref().and_then(cache::lookup) {
         return ToolStatus::Found(info);
     }
-    let output = match process::run_with_timeout(Command::new(&path).args(args), VERSION_TIMEOUT) {
-        Ok(output) => output,
-        Err(err) => {
-            return ToolStatus::Error {
-                reason: err.to_string(),
+    let output =
+        match process::run_with_timeout(Command::new(&path).args(args), VERSION_TIMEOUT, None) {
+            Ok(output) => output,
+            Err(err) => {
+                return ToolStatus::Error {
+                    reason: err.to_string(),
+                }
             }
-        }
-    };
+        };
     let text = String::from_utf8_lossy(&output.stdout);
     match (output.status.success(), parse(&text)) {
         (true, Some((version, libx264))) => {
