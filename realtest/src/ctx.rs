@@ -9,10 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+pub use tempfile::TempDir;
 
 use crate::junit;
 use crate::lease::{self, CameraLease, CameraRequirements, ResourceLease};
 use crate::outcome::{CapturedLog, Stream};
+use crate::owner::RunId;
 use crate::probe::Probe;
 use crate::process::{self, OwnedChild, ProcessGroups};
 
@@ -89,6 +91,8 @@ pub(crate) struct Shared {
     pub groups: Arc<ProcessGroups>,
     pub spawned: AtomicUsize,
     pub devices: Mutex<Vec<String>>,
+    /// Temporary directories the test and its fixtures made (removed by an interrupted run).
+    pub temp_dirs: Mutex<Vec<PathBuf>>,
 }
 
 impl Shared {
@@ -99,6 +103,7 @@ impl Shared {
             groups: Arc::default(),
             spawned: AtomicUsize::new(0),
             devices: Mutex::new(Vec::new()),
+            temp_dirs: Mutex::new(Vec::new()),
         })
     }
 }
@@ -112,7 +117,7 @@ pub struct Ctx {
     name: String,
     deadline: Instant,
     shared: Arc<Shared>,
-    temp_dirs: Vec<tempfile::TempDir>,
+    temp_dirs: Vec<TempDir>,
 }
 
 impl Ctx {
@@ -175,10 +180,7 @@ impl Ctx {
 
     /// A new temporary directory, removed when the test ends.
     pub fn temp_dir(&mut self) -> anyhow::Result<PathBuf> {
-        let dir = tempfile::Builder::new()
-            .prefix("realtest-")
-            .tempdir()
-            .context("failed to create a temporary directory")?;
+        let dir = self.fixture_temp_dir("test")?;
         let path = dir.path().to_path_buf();
         self.temp_dirs.push(dir);
         Ok(path)
@@ -204,6 +206,30 @@ impl Ctx {
             .map_err(anyhow::Error::msg)?;
         self.log(junit::attachment_marker(&kept));
         Ok(())
+    }
+
+    /// A new temporary directory for a fixture that removes it itself (dropping the
+    /// [`TempDir`], after stopping what uses it): `$TMPDIR/realtest-<purpose>-<run>-XXXXXX`.
+    /// The harness knows it too: an interrupted run removes it, and the next run removes it if
+    /// this one was killed first.
+    pub fn fixture_temp_dir(&self, purpose: &str) -> anyhow::Result<TempDir> {
+        anyhow::ensure!(
+            !purpose.is_empty()
+                && purpose
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "temporary directory purpose `{purpose}`: use letters, digits and `-`"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix(&RunId::this_run().temp_dir_prefix(purpose))
+            .tempdir()
+            .context("failed to create a temporary directory")?;
+        self.shared
+            .temp_dirs
+            .lock()
+            .unwrap()
+            .push(dir.path().to_path_buf());
+        Ok(dir)
     }
 
     /// Leases a V4L2 capture device that meets `requirements`, exclusively across threads and

@@ -3,9 +3,15 @@
 //! Every process a test starts through its `Ctx` carries `REALTEST_OWNER=<owner>` in its
 //! environment, and so do its descendants (unless they clear their environment), even after they
 //! were re-parented to init. After the test, any live process with that marker is a leak.
+//!
+//! At the start of a run, what earlier runs that are no longer alive left behind (killed or
+//! crashed before they could clean up) goes: their marked processes and their temporary
+//! directories.
 
 use std::ffi::OsStr;
 use std::fmt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -13,6 +19,7 @@ use nix::unistd::Pid;
 use procfs::process::Process;
 
 use crate::ctx::OWNER_ENV;
+use crate::owner::RunId;
 
 /// A process that outlived the test that started it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,5 +140,121 @@ pub fn kill_all(survivors: &[Survivor]) {
     let still_alive = |s: &Survivor| Process::new(s.pid).is_ok_and(|p| alive(&p));
     while Instant::now() < deadline && survivors.iter().any(still_alive) {
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Kills the processes and removes the temporary directories (in `temp_dir`) of earlier runs
+/// that are no longer alive, and returns one line per process and directory for the console.
+pub fn sweep_dead_runs(temp_dir: &Path) -> Vec<String> {
+    let dead = |value: &OsStr| RunId::of_marker(value).is_some_and(|run| !run.is_alive());
+    let processes = marked(dead);
+    kill_all(&processes);
+    let mut lines: Vec<String> = processes
+        .iter()
+        .map(|process| format!("killed {process}, left by an earlier run that is gone"))
+        .collect();
+    let me = nix::unistd::geteuid().as_raw();
+    let Ok(entries) = std::fs::read_dir(temp_dir) else {
+        return lines;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let is_own_dir = entry
+            .metadata()
+            .is_ok_and(|meta| meta.is_dir() && meta.uid() == me);
+        let of_dead_run = RunId::of_temp_dir(&entry.file_name()).is_some_and(|run| !run.is_alive());
+        if !(is_own_dir && of_dead_run) {
+            continue;
+        }
+        let path = entry.path();
+        lines.push(match std::fs::remove_dir_all(&path) {
+            Ok(()) => format!(
+                "removed {}, left by an earlier run that is gone",
+                path.display()
+            ),
+            Err(err) => format!(
+                "could not remove {}, left by an earlier run that is gone: {err}",
+                path.display()
+            ),
+        });
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_sweep_takes_what_dead_runs_left_and_nothing_of_live_ones() {
+        let me = RunId::this_run();
+        let dead = RunId {
+            start: me.start + 1,
+            ..me
+        };
+        let temp = tempfile::tempdir().unwrap();
+        let dead_dir = temp
+            .path()
+            .join(format!("{}AbC123", dead.temp_dir_prefix("service")));
+        let live_dir = temp
+            .path()
+            .join(format!("{}XyZ789", me.temp_dir_prefix("service")));
+        for dir in [&dead_dir, &live_dir] {
+            std::fs::create_dir_all(dir.join("data")).unwrap();
+        }
+        let spawn_marked = |run: RunId| {
+            std::process::Command::new("sleep")
+                .arg("60")
+                .env(OWNER_ENV, format!("{}0", run.marker_prefix()))
+                .spawn()
+                .unwrap()
+        };
+        let mut orphan = spawn_marked(dead);
+        let mut ours = spawn_marked(me);
+        // A just-spawned process shows its environment only once exec is done.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while marked(|value| RunId::of_marker(value) == Some(dead)).is_empty() {
+            assert!(Instant::now() < deadline, "the marked process never showed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+
+        let lines = sweep_dead_runs(temp.path());
+
+        let orphan_line = format!(
+            "killed pid {} sleep 60, left by an earlier run",
+            orphan.id()
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with(&orphan_line)),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&format!(
+                "removed {}, left by an earlier run that is gone",
+                dead_dir.display()
+            )),
+            "{lines:?}"
+        );
+        let ours_line = format!("killed pid {} ", ours.id());
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.starts_with(&ours_line) || l.contains(&live_dir.display().to_string())),
+            "{lines:?}"
+        );
+        assert!(
+            orphan.wait().unwrap().code().is_none(),
+            "killed by a signal"
+        );
+        assert!(!dead_dir.exists());
+        assert!(
+            live_dir.join("data").is_dir(),
+            "a live run's directory stays"
+        );
+        assert!(
+            ours.try_wait().unwrap().is_none(),
+            "a live run's process stays"
+        );
+        ours.kill().unwrap();
+        ours.wait().unwrap();
     }
 }

@@ -42,6 +42,7 @@ mod leak;
 mod lease;
 mod needs;
 mod outcome;
+mod owner;
 mod probe;
 mod process;
 mod registry;
@@ -51,7 +52,7 @@ mod tags;
 mod workers;
 mod workspace;
 
-pub use ctx::Ctx;
+pub use ctx::{Ctx, TempDir};
 pub use junit::{
     merge_files as merge_junit_reports, Format as JunitFormat, Written as JunitWritten,
     MAX_ATTACHMENT_BYTES,

@@ -15,6 +15,7 @@ use crate::bench::Bench;
 use crate::cli::{self, CheckDepsFormat, CliExit, Options};
 use crate::ctx::{Ctx, Shared};
 use crate::outcome::{CapturedLog, FailureKind, Outcome, TestError, TestRecord};
+use crate::owner::RunId;
 use crate::probe::Probe;
 use crate::registry::{self, Test, DESTRUCTIVE, HARDWARE};
 use crate::{junit, leak, needs, process, report, workers};
@@ -77,6 +78,11 @@ pub fn run() -> ExitCode {
         }
     };
 
+    if !options.libtest.list {
+        for line in leak::sweep_dead_runs(&std::env::temp_dir()) {
+            eprintln!("realtest: {line}");
+        }
+    }
     install_panic_hook();
     if let Some(settings) = &options.junit {
         let bench = bench
@@ -88,7 +94,7 @@ pub fn run() -> ExitCode {
         required,
         echo: options.libtest.nocapture,
         records: Mutex::new(Vec::new()),
-        owner_prefix: format!("{}-", std::process::id()),
+        owner_prefix: RunId::this_run().marker_prefix(),
         spawned_any: AtomicBool::new(false),
     });
     let started = Instant::now();
