@@ -103,6 +103,14 @@ pub fn survivors_of_run(prefix: &str) -> Vec<Survivor> {
     settled(|| marked(|value| value.to_string_lossy().starts_with(prefix)))
 }
 
+/// Kills (SIGKILL) every live process of this run's tests (owner marker starting with
+/// `prefix`) without waiting for them to die.
+pub fn kill_run_now(prefix: &str) {
+    for survivor in marked(|value| value.to_string_lossy().starts_with(prefix)) {
+        let _ = kill(Pid::from_raw(survivor.pid), Signal::SIGKILL);
+    }
+}
+
 /// Live direct children of this process that were not reaped (started outside `Ctx`), read
 /// from `/proc/self/task/*/children` rather than a scan of every process.
 pub fn unowned_children() -> Vec<Survivor> {

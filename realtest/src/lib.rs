@@ -37,6 +37,7 @@
 mod bench;
 mod cli;
 mod ctx;
+mod interrupt;
 mod junit;
 mod leak;
 mod lease;
@@ -47,6 +48,7 @@ mod probe;
 mod process;
 mod registry;
 mod report;
+mod run_state;
 mod runner;
 mod tags;
 mod workers;

@@ -115,6 +115,8 @@ pub enum FailureKind {
     RequiredCapability,
     /// A bench camera listed in the `--bench` file is not present.
     BenchCamera,
+    /// The run was interrupted (SIGINT, SIGTERM) while the test ran.
+    Interrupted,
 }
 
 impl FailureKind {
@@ -127,6 +129,7 @@ impl FailureKind {
             FailureKind::Leak => "leak",
             FailureKind::RequiredCapability => "required-capability",
             FailureKind::BenchCamera => "bench-camera",
+            FailureKind::Interrupted => "interrupted",
         }
     }
 }

@@ -6,6 +6,7 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock, PoisonError, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -123,7 +124,11 @@ fn spawner() -> io::Result<&'static mpsc::Sender<SpawnRequest>> {
                 .name("realtest-spawner".to_string())
                 .spawn(move || {
                     for (mut command, reply) in requests {
-                        let result = fork_dying_with_parent(&mut command);
+                        let result = if REFUSING.load(Ordering::SeqCst) {
+                            Err(io::Error::other("the run is being interrupted"))
+                        } else {
+                            fork_dying_with_parent(&mut command)
+                        };
                         let _ = reply.send((command, result));
                     }
                 }),
@@ -134,6 +139,15 @@ fn spawner() -> io::Result<&'static mpsc::Sender<SpawnRequest>> {
         Some(Err(err)) => Err(err),
         _ => Ok(sender),
     }
+}
+
+/// Set once the run is being interrupted: nothing starts any more.
+static REFUSING: AtomicBool = AtomicBool::new(false);
+
+/// From now on every start of a process fails: the run is being interrupted, and a test body
+/// that goes on must not start what nobody would stop.
+pub(crate) fn refuse_spawns() {
+    REFUSING.store(true, Ordering::SeqCst);
 }
 
 /// Runs `command.spawn()` on the spawner thread; `command` is the same afterwards.

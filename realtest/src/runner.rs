@@ -6,19 +6,20 @@ use std::collections::BTreeSet;
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
 
 use libtest_mimic::{Completion, Failed, Trial};
 
-use crate::bench::Bench;
+use crate::bench::{Bench, BenchCamera};
 use crate::cli::{self, CheckDepsFormat, CliExit, Options};
 use crate::ctx::{Ctx, Shared};
 use crate::outcome::{CapturedLog, FailureKind, Outcome, TestError, TestRecord};
 use crate::owner::RunId;
 use crate::probe::Probe;
 use crate::registry::{self, Test, DESTRUCTIVE, HARDWARE};
-use crate::{junit, leak, needs, process, report, workers};
+use crate::run_state::{self, Planned, RunState};
+use crate::{interrupt, junit, leak, needs, process, report, workers};
 
 /// Between SIGTERM and SIGKILL for the processes of a test that timed out.
 const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
@@ -35,7 +36,8 @@ enum Gate {
 struct RunContext {
     required: BTreeSet<String>,
     echo: bool,
-    records: Mutex<Vec<TestRecord>>,
+    /// Tests running and ended (records).
+    state: Arc<RunState>,
     owner_prefix: String,
     /// Whether any test started a process through its `Ctx` (else the sweep skips the scan).
     spawned_any: AtomicBool,
@@ -49,7 +51,7 @@ pub fn run() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let binary = binary_name(args.first().map(String::as_str).unwrap_or("tests"));
     let options = match cli::parse(args, |key| std::env::var(key).ok(), &known_list) {
-        Ok(options) => options,
+        Ok(options) => Arc::new(options),
         Err(CliExit::Help(text)) => {
             println!("{text}");
             return ExitCode::SUCCESS;
@@ -93,7 +95,7 @@ pub fn run() -> ExitCode {
     let context = Arc::new(RunContext {
         required,
         echo: options.libtest.nocapture,
-        records: Mutex::new(Vec::new()),
+        state: Arc::default(),
         owner_prefix: RunId::this_run().marker_prefix(),
         spawned_any: AtomicBool::new(false),
     });
@@ -105,9 +107,26 @@ pub fn run() -> ExitCode {
         .any(|test| test.has_tag(HARDWARE) && is_selected(test, &options));
     let listing = options.libtest.list;
     let listed_skips = listing.then(|| list_time_skips(&options, &tests, &context));
+    let mut planned: Vec<Planned> = tests
+        .iter()
+        .filter(|test| is_selected(test, &options))
+        .map(|test| Planned {
+            name: test.name.clone(),
+            tags: test.tags.clone(),
+            location: Some(test.location.clone()),
+        })
+        .collect();
     let mut trials = build_trials(&options, tests, &context);
     if let Some(bench) = bench.as_ref().filter(|_| runs_hardware) {
+        planned.extend(bench.cameras.iter().map(|camera| Planned {
+            name: bench_trial_name(camera),
+            tags: vec!["bench".to_string()],
+            location: camera.location.clone(),
+        }));
         trials.extend(bench_trials(bench, &context));
+    }
+    if !listing {
+        watch_signals(&options, &context, &trials, planned, started);
     }
     let conclusion = libtest_mimic::run(&options.libtest, trials);
     if listing {
@@ -121,7 +140,7 @@ pub fn run() -> ExitCode {
         return conclusion.exit_code();
     }
 
-    let records = std::mem::take(&mut *context.records.lock().unwrap());
+    let records = context.state.take_records();
     let spawned_any = context.spawned_any.load(Ordering::Relaxed);
     let report_ok = report_run(
         &options,
@@ -133,6 +152,42 @@ pub fn run() -> ExitCode {
         return ExitCode::FAILURE;
     }
     conclusion.exit_code()
+}
+
+/// From now on SIGINT and SIGTERM stop the run's processes and write the report of what ran
+/// ([`interrupt`]).
+fn watch_signals(
+    options: &Arc<Options>,
+    context: &RunContext,
+    trials: &[Trial],
+    planned: Vec<Planned>,
+    started: Instant,
+) {
+    let to_run: BTreeSet<&str> = trials
+        .iter()
+        .filter(|t| !options.libtest.is_filtered_out(t) && !options.libtest.is_ignored(t))
+        .map(|t| t.name())
+        .collect();
+    let expected = planned
+        .into_iter()
+        .filter(|test| to_run.contains(test.name.as_str()))
+        .collect();
+    let options = Arc::clone(options);
+    let owner_prefix = context.owner_prefix.clone();
+    let prefix = owner_prefix.clone();
+    let report = Box::new(move |records| {
+        let took = started.elapsed();
+        report_run(&options, records, Some(&prefix), took)
+    });
+    let run = interrupt::Run {
+        state: Arc::clone(&context.state),
+        expected,
+        owner_prefix,
+        report,
+    };
+    if let Err(err) = interrupt::watch(run) {
+        eprintln!("realtest: cannot watch for SIGINT/SIGTERM ({err}); an interrupted run leaves its processes to the next run's sweep");
+    }
 }
 
 /// The bench file (if any) and every required capability (`--require` plus the bench's).
@@ -322,7 +377,7 @@ fn build_trials(options: &Options, tests: Vec<Test>, context: &Arc<RunContext>) 
             Trial::ignorable_test(name, move || {
                 let record = execute(&test, gate, index, &context);
                 let result = to_libtest(&record);
-                context.records.lock().unwrap().push(record);
+                context.state.record(record);
                 result
             })
             .with_ignored_flag(static_ignore)
@@ -337,7 +392,7 @@ fn bench_trials(bench: &Bench, context: &Arc<RunContext>) -> Vec<Trial> {
         .map(|camera| {
             let camera = camera.clone();
             let context = Arc::clone(context);
-            let name = format!("bench::camera::{}", camera.id);
+            let name = bench_trial_name(&camera);
             Trial::ignorable_test(name.clone(), move || {
                 let (started, clock) = (Instant::now(), SystemTime::now());
                 let (outcome, devices) = match camera.find(Probe::get()) {
@@ -361,11 +416,15 @@ fn bench_trials(bench: &Bench, context: &Arc<RunContext>) -> Vec<Trial> {
                     devices,
                 };
                 let result = to_libtest(&record);
-                context.records.lock().unwrap().push(record);
+                context.state.record(record);
                 result
             })
         })
         .collect()
+}
+
+fn bench_trial_name(camera: &BenchCamera) -> String {
+    format!("bench::camera::{}", camera.id)
 }
 
 fn to_libtest(record: &TestRecord) -> Result<Completion, Failed> {
@@ -441,6 +500,15 @@ fn execute(test: &Test, gate: Gate, index: usize, context: &RunContext) -> TestR
     }
 
     let shared = Shared::new(format!("{}{index}", context.owner_prefix), context.echo);
+    let planned = Planned {
+        name: test.name.clone(),
+        tags: test.tags.clone(),
+        location: record.location.clone(),
+    };
+    if !context.state.begin(planned, &shared) {
+        record.outcome = run_state::not_started();
+        return record;
+    }
     let started = Instant::now();
     let outcome = run_body(test, &shared, &context.required);
     record.duration = started.elapsed();

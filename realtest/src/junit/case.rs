@@ -10,8 +10,7 @@ use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus};
 
 use super::attach;
 use super::LogPolicy;
-use crate::outcome::{Location, Outcome, Stream, TestRecord};
-use crate::registry::Test;
+use crate::outcome::{FailureKind, Location, Outcome, Stream, TestRecord};
 
 /// `SystemTime` as the UTC timestamp JUnit carries.
 pub fn timestamp(time: SystemTime) -> DateTime<FixedOffset> {
@@ -32,7 +31,12 @@ pub fn from_record(binary: &str, record: &TestRecord, logs: LogPolicy) -> TestCa
         Outcome::Passed => TestCaseStatus::success(),
         Outcome::Skipped { kind, reason } => skipped(kind, reason),
         Outcome::Failed { kind, message } => {
-            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            // An interrupted test's result is unknown: an error, not a failed assertion.
+            let non_success = match kind {
+                FailureKind::Interrupted => NonSuccessKind::Error,
+                _ => NonSuccessKind::Failure,
+            };
+            let mut status = TestCaseStatus::non_success(non_success);
             let first_line = message.lines().next().unwrap_or_default();
             status
                 .set_type(kind.as_str())
@@ -64,32 +68,6 @@ pub fn from_record(binary: &str, record: &TestRecord, logs: LogPolicy) -> TestCa
     if keep_logs && !stderr.is_empty() {
         case.set_system_err(stderr);
     }
-    case
-}
-
-/// A test that was running when the run was interrupted.
-pub fn interrupted(binary: &str, test: &Test, cause: &str) -> TestCase {
-    let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
-    let message = format!("interrupted by {cause} while running; its result is unknown");
-    status
-        .set_type("interrupted")
-        .set_message(message.as_str())
-        .set_description(message.as_str());
-    let mut case = new_case(binary, &test.name, status, Some(&test.location));
-    case.set_timestamp(timestamp(SystemTime::now()));
-    case
-}
-
-/// A test that had not started when the run was interrupted.
-pub fn not_started(binary: &str, test: &Test, cause: &str) -> TestCase {
-    let reason = format!("not run: the run was interrupted by {cause}");
-    let mut case = new_case(
-        binary,
-        &test.name,
-        skipped("interrupted", &reason),
-        Some(&test.location),
-    );
-    case.set_timestamp(timestamp(SystemTime::now()));
     case
 }
 

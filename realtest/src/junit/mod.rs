@@ -24,7 +24,6 @@ use quick_junit::{Property, TestSuite};
 
 use crate::outcome::TestRecord;
 use crate::probe::Probe;
-use crate::registry::Test;
 
 pub use attach::{marker as attachment_marker, MAX_ATTACHMENT_BYTES};
 pub use invocation::Invocation;
@@ -135,17 +134,6 @@ pub struct Written {
     pub skipped: usize,
 }
 
-/// Tests a run did not finish, for the report written when it is interrupted.
-#[derive(Debug, Clone, Copy)]
-pub struct Interruption<'a> {
-    /// What stopped the run, e.g. `SIGINT`.
-    pub cause: &'a str,
-    /// Tests that were running: reported as `<error type="interrupted">`.
-    pub running: &'a [&'a Test],
-    /// Tests that had not started: reported as `<skipped type="interrupted">`.
-    pub not_started: &'a [&'a Test],
-}
-
 impl Session {
     fn new(
         settings: Settings,
@@ -170,19 +158,7 @@ impl Session {
 
     /// Adds this binary's records to the report (the end of a run).
     pub fn write(&self, records: &[TestRecord], took: Duration) -> Result<Written, String> {
-        self.write_cases(records, None, took)
-    }
-
-    /// Adds the records of an interrupted run, with the tests it did not finish (for the
-    /// SIGINT/SIGTERM handler).
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub fn write_interrupted(
-        &self,
-        records: &[TestRecord],
-        interruption: &Interruption,
-        took: Duration,
-    ) -> Result<Written, String> {
-        self.write_cases(records, Some(interruption), took)
+        self.write_cases(records, took)
     }
 
     /// Under nextest's listing (`--list`), adds the tests that nextest will show as SKIP and not
@@ -192,7 +168,7 @@ impl Session {
         if !self.run.is_nextest() || invocation::nextest_only_lists() {
             return Ok(None);
         }
-        self.write_cases(skips, None, Duration::ZERO).map(Some)
+        self.write_cases(skips, Duration::ZERO).map(Some)
     }
 
     /// Copies `path` next to the report for test `test`; returns the copy's path relative to
@@ -205,12 +181,7 @@ impl Session {
         attach::root_for(&self.file)
     }
 
-    fn write_cases(
-        &self,
-        records: &[TestRecord],
-        interruption: Option<&Interruption>,
-        took: Duration,
-    ) -> Result<Written, String> {
+    fn write_cases(&self, records: &[TestRecord], took: Duration) -> Result<Written, String> {
         let mut suite = TestSuite::new(self.suite.as_str());
         suite.set_timestamp(case::timestamp(self.started));
         suite.set_time(took);
@@ -230,14 +201,6 @@ impl Session {
         let logs = self.settings.logs;
         for record in records {
             suite.add_test_case(case::from_record(&self.binary, record, logs));
-        }
-        if let Some(interruption) = interruption {
-            for test in interruption.running {
-                suite.add_test_case(case::interrupted(&self.binary, test, interruption.cause));
-            }
-            for test in interruption.not_started {
-                suite.add_test_case(case::not_started(&self.binary, test, interruption.cause));
-            }
         }
         let run_id = self.run.id();
         let attachments = self.attachments_root();
@@ -315,7 +278,7 @@ fn hostname() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{CapturedLog, Location, Outcome};
+    use crate::outcome::{CapturedLog, FailureKind, Location, Outcome};
 
     fn record(name: &str) -> TestRecord {
         TestRecord {
@@ -330,19 +293,6 @@ mod tests {
             duration: Duration::from_millis(5),
             log: CapturedLog::default(),
             devices: Vec::new(),
-        }
-    }
-
-    fn test(name: &str) -> Test {
-        Test {
-            name: name.to_string(),
-            tags: Vec::new(),
-            timeout: Duration::from_secs(1),
-            location: Location {
-                file: "tests/x.rs".to_string(),
-                line: 9,
-            },
-            run: |_| Ok(()),
         }
     }
 
@@ -367,15 +317,16 @@ mod tests {
         };
         let run = Invocation::with_id("r1");
         let session = Session::new(settings, "bin", Some(("lab", "a bench")), run);
-        let (running, waiting) = (test("m::slow"), test("m::later"));
+        let mut running = record("m::slow");
+        running.outcome = Outcome::Failed {
+            kind: FailureKind::Interrupted,
+            message: "run interrupted by SIGINT while the test ran".to_string(),
+        };
+        let mut waiting = record("m::later");
+        waiting.outcome = crate::run_state::not_started();
         let written = session
-            .write_interrupted(
-                &[record("m::done")],
-                &Interruption {
-                    cause: "SIGINT",
-                    running: &[&running],
-                    not_started: &[&waiting],
-                },
+            .write(
+                &[record("m::done"), running, waiting],
                 Duration::from_secs(2),
             )
             .unwrap();
@@ -386,11 +337,11 @@ mod tests {
         assert_eq!((written.failed, written.skipped), (1, 1));
         let xml = std::fs::read_to_string(dir.path().join("r.xml")).unwrap();
         assert!(
-            xml.contains("<error message=\"interrupted by SIGINT while running; its result is unknown\" type=\"interrupted\">"),
+            xml.contains("<error message=\"run interrupted by SIGINT while the test ran\" type=\"interrupted\">"),
             "{xml}"
         );
         assert!(
-            xml.contains(">not run: the run was interrupted by SIGINT</skipped>"),
+            xml.contains("type=\"interrupted\">run interrupted</skipped>"),
             "{xml}"
         );
         assert!(
