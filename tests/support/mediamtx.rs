@@ -70,7 +70,9 @@ impl Default for MediamtxOptions {
 #[derive(Debug)]
 pub struct RealMediaMTXServer {
     child: Option<OwnedChild>,
-    dir: Option<tempfile::TempDir>,
+    /// Config and working directory; removed on drop (and by the harness when the run is
+    /// interrupted or killed first).
+    dir: Option<realtest::TempDir>,
     /// API port (127.0.0.1).
     pub api_port: u16,
     /// RTSP port (127.0.0.1, TCP only).
@@ -127,9 +129,8 @@ impl RealMediaMTXServer {
     /// Writes the config, starts MediaMTX and waits until it is ready.
     pub fn start_with(ctx: &mut Ctx, options: MediamtxOptions) -> anyhow::Result<Self> {
         let (binary, version) = binary(ctx)?;
-        let dir = tempfile::Builder::new()
-            .prefix("realtest-mediamtx-")
-            .tempdir()
+        let dir = ctx
+            .fixture_temp_dir("mediamtx")
             .context("temporary directory for MediaMTX")?;
         let (api_port, rtsp_port) = (free_port()?, free_port()?);
         let config = render_config(&version, api_port, rtsp_port, &options.paths_yaml);

@@ -43,8 +43,9 @@ impl ServiceOptions {
 #[derive(Debug)]
 pub struct ServiceUnderTest {
     child: Option<OwnedChild>,
-    /// Its temporary root (config, data dir unless given, `TMPDIR`); removed on drop.
-    root: Option<tempfile::TempDir>,
+    /// Its temporary root (config, data dir unless given, `TMPDIR`); removed on drop (and by
+    /// the harness when the run is interrupted or killed first).
+    root: Option<realtest::TempDir>,
     /// The `TMPDIR` it runs with (inside its root), so stray temporary files can be found.
     pub tmp_dir: PathBuf,
     /// The address it listens on.
@@ -64,9 +65,8 @@ impl ServiceUnderTest {
 
     /// Starts the service with extra overrides.
     pub fn start_with(ctx: &mut Ctx, options: ServiceOptions) -> anyhow::Result<Self> {
-        let root = tempfile::Builder::new()
-            .prefix("realtest-service-")
-            .tempdir()
+        let root = ctx
+            .fixture_temp_dir("service")
             .context("temporary directory for the service")?;
         let dir = root.path().to_path_buf();
         let tmp_dir = dir.join("tmp");

@@ -32,9 +32,7 @@ fn real_fixtures_simulator_file_and_post_test_check(ctx: &mut Ctx) -> anyhow::Re
     )?;
 
     let sleeper = ctx.spawn(Command::new("sleep").arg("30"))?;
-    let leftover = tempfile::Builder::new()
-        .prefix("realtest-check-")
-        .tempdir()?;
+    let leftover = ctx.fixture_temp_dir("check")?;
     let mut check = PostTestCheck::new();
     check.track_processes_of(sleeper.pid())?;
     check.expect_removed(leftover.path());
