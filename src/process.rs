@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
@@ -228,7 +228,8 @@ pub fn without_forks<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// Spawns `spec` in a new process group.
+/// Spawns `spec` in a new process group. Call it inside the tokio runtime; the fork itself
+/// happens on the spawner thread (see [`spawner`]).
 pub fn spawn(spec: &CommandSpec) -> Result<ManagedChild, ProcessError> {
     let argv = spec.argv();
     let mut command = Command::new(&spec.program);
@@ -242,11 +243,7 @@ pub fn spawn(spec: &CommandSpec) -> Result<ManagedChild, ProcessError> {
             StdinMode::Piped => Stdio::piped(),
         });
     die_with_parent(&mut command);
-    let spawned = {
-        let _gate = FORK_GATE.read().unwrap_or_else(PoisonError::into_inner);
-        command.spawn()
-    };
-    let mut child = spawned.map_err(|source| ProcessError::Spawn {
+    let mut child = spawn_on_spawner_thread(command).map_err(|source| ProcessError::Spawn {
         argv: argv.clone(),
         source,
     })?;
@@ -274,19 +271,84 @@ pub fn spawn(spec: &CommandSpec) -> Result<ManagedChild, ProcessError> {
     })
 }
 
+/// A command for the spawner thread, the runtime its child's pipes and reaping belong to, and
+/// where the child goes.
+struct SpawnRequest {
+    command: Command,
+    runtime: tokio::runtime::Handle,
+    reply: mpsc::Sender<std::io::Result<Child>>,
+}
+
+/// The thread that forks every child of the service. `PR_SET_PDEATHSIG` fires when the
+/// *thread* that forked the child exits, not the process. The thread that calls [`spawn`] is a
+/// tokio thread, and those are blocking-pool threads: a runtime worker ends when its core is
+/// handed on (`block_in_place`), a `spawn_blocking` thread after 10 s without work — and the
+/// kernel would then kill a recording's FFmpeg in the middle. This thread lives as long as the
+/// process, so children die exactly when the service does.
+fn spawner() -> std::io::Result<&'static mpsc::Sender<SpawnRequest>> {
+    static SPAWNER: OnceLock<mpsc::Sender<SpawnRequest>> = OnceLock::new();
+    if let Some(sender) = SPAWNER.get() {
+        return Ok(sender);
+    }
+    let (sender, requests) = mpsc::channel::<SpawnRequest>();
+    let mut started = None;
+    let sender = SPAWNER.get_or_init(|| {
+        started = Some(
+            std::thread::Builder::new()
+                .name("process-spawner".to_owned())
+                .spawn(move || {
+                    for mut request in requests {
+                        let _runtime = request.runtime.enter();
+                        let _gate = FORK_GATE.read().unwrap_or_else(PoisonError::into_inner);
+                        let _ = request.reply.send(request.command.spawn());
+                    }
+                }),
+        );
+        sender
+    });
+    match started {
+        Some(Err(e)) => Err(e),
+        _ => Ok(sender),
+    }
+}
+
+/// Runs `command.spawn()` on the spawner thread, in the caller's runtime.
+fn spawn_on_spawner_thread(command: Command) -> std::io::Result<Child> {
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|e| std::io::Error::other(format!("not inside the tokio runtime: {e}")))?;
+    let gone = || std::io::Error::other("the process spawner thread is gone");
+    let (reply, result) = mpsc::channel();
+    spawner()?
+        .send(SpawnRequest {
+            command,
+            runtime,
+            reply,
+        })
+        .map_err(|_| gone())?;
+    result.recv().map_err(|_| gone())?
+}
+
 /// Makes the kernel SIGKILL the child if the service dies without stopping it (crash, SIGKILL),
-/// so no FFmpeg or MediaMTX outlives the service. The signal fires when the spawning *thread*
-/// exits; children are spawned from tokio worker threads, which live as long as the runtime.
+/// so no FFmpeg or MediaMTX outlives the service. The signal fires when the forking thread
+/// exits: the spawner thread, which lives as long as the process. A child whose parent died
+/// before the setting took effect exits at once.
 #[expect(
     unsafe_code,
     reason = "pre_exec is the only way to run prctl in the child"
 )]
 fn die_with_parent(command: &mut Command) {
-    // SAFETY: between fork and exec only the async-signal-safe prctl(2) syscall runs; it
-    // allocates nothing and touches no locks.
+    let parent = nix::unistd::getpid();
+    // SAFETY: between fork and exec only the async-signal-safe prctl(2) and getppid(2) system
+    // calls run; they allocate nothing and take no locks.
     unsafe {
-        command.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::other(
+                    "the service exited while this child started",
+                ));
+            }
+            Ok(())
         });
     }
 }

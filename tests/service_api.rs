@@ -3,6 +3,7 @@
 
 mod service_api {
     pub mod auth;
+    pub mod children;
     pub mod lifecycle;
     pub mod limits;
     pub mod mediamtx;

@@ -140,6 +140,43 @@ async fn drop_kills_the_whole_group() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `PR_SET_PDEATHSIG` fires when the thread that forked a child exits. A child started from a
+/// tokio blocking-pool thread (here with a 100 ms idle keep-alive instead of 10 s) lives on
+/// after that thread has exited: the fork happens on the service's spawner thread.
+#[realtest::test(timeout = "60s")]
+fn a_child_outlives_the_runtime_thread_that_started_it() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_keep_alive(Duration::from_millis(100))
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let (child, thread) = tokio::task::spawn_blocking(|| {
+            let thread =
+                std::path::PathBuf::from(format!("/proc/self/task/{}", nix::unistd::gettid()));
+            (spawn(&sh("sleep 30")), thread)
+        })
+        .await?;
+        let mut child = child?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while thread.exists() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the idle blocking thread {} never exited",
+                thread.display()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Had it been forked there, the kernel would have SIGKILLed it as the thread exited.
+        let ended = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+        anyhow::ensure!(
+            ended.is_err(),
+            "the child died with the thread that started it: {ended:?}"
+        );
+        Ok(())
+    })
+}
+
 /// Whether `pid` exists and is not a zombie.
 fn is_alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
