@@ -45,6 +45,14 @@ pub(crate) struct Run {
     pub report: Box<dyn FnOnce(Vec<TestRecord>) -> bool + Send>,
 }
 
+/// For the main thread once every test has ended, when an interruption has the end of the run:
+/// waits for it to exit the process.
+pub(crate) fn wait_for_interruption() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
 /// From now on SIGINT and SIGTERM interrupt the run as described in the module docs.
 pub(crate) fn watch(run: Run) -> std::io::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
@@ -82,9 +90,12 @@ fn signal_name(signal: i32) -> &'static str {
 }
 
 /// The first signal: stop, wait, clean up, report, exit.
-fn stop_run(name: &'static str, signal: i32, run: Run) -> ! {
+fn stop_run(name: &'static str, signal: i32, run: Run) {
+    let Some(running) = run.state.interrupt(name) else {
+        eprintln!("\nrealtest: {name}: every test has ended, the report is being written; again to stop at once");
+        return;
+    };
     process::refuse_spawns();
-    let running = run.state.interrupt(name);
     eprintln!(
         "\nrealtest: {name}: stopping the processes of {} running test(s){}; again to kill at once",
         running.len(),

@@ -28,6 +28,8 @@ struct Inner {
     records: Vec<TestRecord>,
     /// The signal that interrupted the run, once one did.
     interrupted_by: Option<&'static str>,
+    /// Whether every test has ended and the run writes its report.
+    ended: bool,
 }
 
 /// A test the run means to run: what its record carries besides how it ended.
@@ -130,11 +132,14 @@ impl RunState {
     }
 
     /// Marks the run as interrupted by `signal` (no test starts any more) and returns the tests
-    /// running now.
-    pub fn interrupt(&self, signal: &'static str) -> Vec<Interrupted> {
+    /// running now; `None` when the run has already [`end`](Self::end)ed.
+    pub fn interrupt(&self, signal: &'static str) -> Option<Vec<Interrupted>> {
         let mut inner = self.lock();
+        if inner.ended {
+            return None;
+        }
         inner.interrupted_by = Some(signal);
-        inner
+        let running = inner
             .running
             .iter_mut()
             .map(|(name, running)| {
@@ -144,7 +149,16 @@ impl RunState {
                     shared: Arc::clone(&running.shared),
                 }
             })
-            .collect()
+            .collect();
+        Some(running)
+    }
+
+    /// Claims the end of the run for the ordinary report once every test has ended; false
+    /// when an interruption has it (its report is the one written then).
+    pub fn end(&self) -> bool {
+        let mut inner = self.lock();
+        inner.ended = inner.interrupted_by.is_none();
+        inner.ended
     }
 
     /// The tests running now.
@@ -241,7 +255,7 @@ mod tests {
         stuck.log.line("half-way");
         assert!(state.begin(planned("stuck"), &stuck));
 
-        let running = state.interrupt("SIGTERM");
+        let running = state.interrupt("SIGTERM").expect("the run has not ended");
         let names: Vec<&str> = running.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["returns", "stuck"]);
         assert!(
@@ -261,6 +275,7 @@ mod tests {
         );
 
         let expected = ["done", "returns", "stuck", "late", "never"].map(planned);
+        assert!(!state.end(), "the interruption writes the report");
         let mut records = state.interrupted_records(&expected);
         records.sort_by(|a, b| a.name.cmp(&b.name));
         let outcomes: Vec<(&str, String)> = records
@@ -299,5 +314,12 @@ mod tests {
         );
         let never = records.iter().find(|r| r.name == "never").unwrap();
         assert_eq!(never.tags, ["slow"], "a test never started keeps its tags");
+    }
+
+    #[test]
+    fn a_run_that_ended_is_not_interrupted_any_more() {
+        let state = RunState::default();
+        assert!(state.end());
+        assert!(state.interrupt("SIGINT").is_none());
     }
 }

@@ -139,6 +139,9 @@ pub fn run() -> ExitCode {
         }
         return conclusion.exit_code();
     }
+    if !context.state.end() {
+        interrupt::wait_for_interruption();
+    }
 
     let records = context.state.take_records();
     let spawned_any = context.spawned_any.load(Ordering::Relaxed);

@@ -115,10 +115,10 @@ impl FixtureRun {
         Pid::from_raw(self.child.id() as i32)
     }
 
-    /// Waits until every waiting test has written its ready file.
-    fn wait_ready(&self, state: &Path) {
+    /// Waits until each of `tests` has written its ready file.
+    fn wait_ready(&self, state: &Path, tests: &[&str]) {
         wait_for("the fixture's tests to start their processes", || {
-            WAITING
+            tests
                 .iter()
                 .all(|name| state.join(format!("{name}.ready")).exists())
                 .then_some(())
@@ -235,7 +235,7 @@ fn started_run() -> (tempfile::TempDir, tempfile::TempDir, FixtureRun) {
     let state = tempfile::tempdir().unwrap();
     let starting = STARTS.read().unwrap_or_else(PoisonError::into_inner);
     let run = FixtureRun::start(tmp.path(), state.path(), &["--test-threads", "3"]);
-    run.wait_ready(state.path());
+    run.wait_ready(state.path(), &WAITING);
     drop(starting);
     // The shell prints the grandchild's pid before `setsid` has become `sleep 601`.
     wait_for("the grandchild, with the run's marker", || {
@@ -303,6 +303,36 @@ fn sigint_to_the_process_group_stops_everything_and_reports() {
 #[test]
 fn sigterm_to_the_binary_stops_everything_and_reports() {
     interrupt_and_check(Signal::SIGTERM, false, "SIGTERM");
+}
+
+#[test]
+fn bodies_that_return_at_once_leave_the_report_to_the_interruption() {
+    // The body returns as soon as its child has gone, and it is the only test: libtest's run
+    // ends while the interruption is still under way, and the exit code and the report are
+    // still the interruption's. (Which thread gets there first varies; the real-system case
+    // `real_ctrl_c_leaves_no_process_and_no_temp_dir` is where the ordinary end won the race
+    // before it was closed.)
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let starting = STARTS.read().unwrap_or_else(PoisonError::into_inner);
+    let mut run = FixtureRun::start(tmp.path(), state.path(), &["--exact", WAITING[0]]);
+    run.wait_ready(state.path(), &WAITING[..1]);
+    drop(starting);
+    killpg(run.pid(), Signal::SIGINT).unwrap();
+    let status = run.wait_exit();
+    let stderr = run.stderr_text();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert_eq!(
+        junit_outcomes(&run.junit),
+        [(
+            WAITING[0].to_string(),
+            "failure:interrupted:run interrupted by SIGINT while the test ran; its processes \
+             were stopped"
+                .to_string()
+        )]
+    );
+    wait_no_process_of(&run);
+    assert_eq!(dirs_in(tmp.path()), Vec::<String>::new(), "{stderr}");
 }
 
 #[test]
