@@ -3,6 +3,7 @@
 //! README for tags and flags.
 
 mod hardware;
+mod interrupt;
 mod mediamtx;
 mod rtsp_direct;
 mod scenarios;

@@ -81,14 +81,28 @@ pub fn environ_value(pid: i32, key: &str) -> Option<String> {
 
 /// Live processes (not zombies) whose environment has `key=value`.
 pub fn processes_with_env(key: &str, value: &str) -> Vec<i32> {
+    processes_with_env_matching(key, |found| found == value)
+}
+
+/// Live processes (not zombies) other than this one whose environment has `key` with a value
+/// that satisfies `matches`.
+pub fn processes_with_env_matching(key: &str, matches: impl Fn(&str) -> bool) -> Vec<i32> {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|entry| entry.file_name().to_string_lossy().parse::<i32>().ok())
         .filter(|pid| *pid != std::process::id() as i32)
-        .filter(|pid| is_alive(*pid) && environ_value(*pid, key).as_deref() == Some(value))
+        .filter(|pid| is_alive(*pid) && environ_value(*pid, key).is_some_and(|v| matches(&v)))
         .collect()
+}
+
+/// `pid`'s start time (clock ticks after boot, `/proc/PID/stat` field 22).
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    // `after` starts at field 3 (state).
+    after.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Targets of `pid`'s open file descriptors (`/proc/PID/fd/*` links).
