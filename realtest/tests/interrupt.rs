@@ -214,7 +214,11 @@ fn junit_outcomes(path: &Path) -> Vec<(String, String)> {
             let name = case.attribute("name").unwrap_or_default().to_string();
             let outcome = case
                 .children()
-                .find(|n| n.has_tag_name("failure") || n.has_tag_name("skipped"))
+                .find(|n| {
+                    ["failure", "error", "skipped"]
+                        .iter()
+                        .any(|tag| n.has_tag_name(*tag))
+                })
                 .map_or("passed".to_string(), |n| {
                     format!(
                         "{}:{}:{}",
@@ -280,7 +284,7 @@ fn interrupt_and_check(signal: Signal, to_group: bool, name: &str) {
     wait_no_process_of(&run);
     assert_eq!(dirs_in(tmp.path()), Vec::<String>::new(), "{stderr}");
     let interrupted =
-        format!("failure:interrupted:run interrupted by {name} while the test ran; its processes were stopped");
+        format!("error:interrupted:run interrupted by {name} while the test ran; its processes were stopped");
     let not_started = "skipped:interrupted:run interrupted".to_string();
     assert_eq!(
         junit_outcomes(&run.junit),
@@ -326,7 +330,7 @@ fn bodies_that_return_at_once_leave_the_report_to_the_interruption() {
         junit_outcomes(&run.junit),
         [(
             WAITING[0].to_string(),
-            "failure:interrupted:run interrupted by SIGINT while the test ran; its processes \
+            "error:interrupted:run interrupted by SIGINT while the test ran; its processes \
              were stopped"
                 .to_string()
         )]

@@ -39,7 +39,11 @@ fn junit_outcomes(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
         .map(|case| {
             let outcome = case
                 .children()
-                .find(|n| n.has_tag_name("failure") || n.has_tag_name("skipped"))
+                .find(|n| {
+                    ["failure", "error", "skipped"]
+                        .iter()
+                        .any(|tag| n.has_tag_name(*tag))
+                })
                 .map_or("passed".to_owned(), |n| {
                     format!(
                         "{}:{}",
@@ -127,18 +131,16 @@ fn real_ctrl_c_leaves_no_process_and_no_temp_dir(ctx: &mut Ctx) -> anyhow::Resul
 
     let outcomes = junit_outcomes(&junit)?;
     ensure!(
-        outcomes.iter().all(|(_, outcome)| [
-            "passed",
-            "failure:interrupted",
-            "skipped:interrupted"
-        ]
-        .contains(&outcome.as_str())),
+        outcomes.iter().all(
+            |(_, outcome)| ["passed", "error:interrupted", "skipped:interrupted"]
+                .contains(&outcome.as_str())
+        ),
         "{outcomes:?}"
     );
     ensure!(
         outcomes
             .iter()
-            .any(|(name, outcome)| name.contains(FILTER) && outcome == "failure:interrupted"),
+            .any(|(name, outcome)| name.contains(FILTER) && outcome == "error:interrupted"),
         "the report names no interrupted test: {outcomes:?}"
     );
     Ok(())
