@@ -1,13 +1,12 @@
 //! `RealMediaMTXServer`: a real MediaMTX on free loopback ports, started from a config written
 //! before start (facts doc §1.4: editing it later would hot-reload and drop API paths), ready
-//! only when its API and RTSP listeners logged "listener opened" *and* the API answers 2xx. Its
-//! output goes into the test's captured log. Dropping it stops and reaps it, then removes its
-//! directory.
+//! only when its API answers 2xx *and* its RTSP port accepts a connection. Its output goes into
+//! the test's captured log. Dropping it stops and reaps it, then removes its directory.
 //!
 //! Environment: `MEDIAMTX_LOG_LEVEL` (`error|warn|info|debug`, default `info`) sets its
 //! `logLevel`.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -20,7 +19,7 @@ use serde_json::Value;
 
 use super::http;
 
-/// How long start-up (listeners plus API) may take.
+/// How long start-up (API and RTSP listener) may take.
 const STARTUP: Duration = Duration::from_secs(30);
 /// Interval of API polls.
 const POLL: Duration = Duration::from_millis(100);
@@ -168,21 +167,21 @@ impl RealMediaMTXServer {
         self.child.as_ref().context("MediaMTX was stopped")
     }
 
-    /// Ready = both listeners logged as opened, then `GET /v3/config/global/get` answers 2xx.
+    /// Ready = `GET /v3/config/global/get` answers 2xx and the RTSP port accepts a TCP
+    /// connection. Not log lines: v1.19.0 changed them ("listener opened on" became "started
+    /// with listener(s) on", internal/api/api.go, internal/servers/rtsp/server.go), and with
+    /// `MEDIAMTX_LOG_LEVEL` above `info` there are none.
     fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + STARTUP;
-        let child = self.child()?;
-        for listener in ["[API] listener opened", "[RTSP] listener opened"] {
-            child
-                .wait_for_output_line(
-                    |line| line.contains(listener),
-                    deadline.saturating_duration_since(Instant::now()),
-                )
-                .with_context(|| format!("MediaMTX never logged `{listener}`"))?;
-        }
+        let rtsp = SocketAddr::from(([127, 0, 0, 1], self.rtsp_port));
         loop {
             let last = match self.api_get("/v3/config/global/get") {
-                Ok((status, _)) if (200..300).contains(&status) => return Ok(()),
+                Ok((status, _)) if (200..300).contains(&status) => {
+                    match TcpStream::connect_timeout(&rtsp, POLL) {
+                        Ok(_) => return Ok(()),
+                        Err(e) => format!("API up, RTSP {rtsp}: {e}"),
+                    }
+                }
                 Ok((status, body)) => format!("HTTP {status}: {body}"),
                 Err(e) => format!("{e:#}"),
             };
@@ -191,10 +190,10 @@ impl RealMediaMTXServer {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                bail!("MediaMTX exited ({status}) before its API answered: {last}");
+                bail!("MediaMTX exited ({status}) before it was ready: {last}");
             }
             if Instant::now() >= deadline {
-                bail!("MediaMTX API not ready within {STARTUP:?}: {last}");
+                bail!("MediaMTX not ready within {STARTUP:?}: {last}");
             }
             std::thread::sleep(POLL);
         }
