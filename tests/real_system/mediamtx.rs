@@ -1,77 +1,48 @@
-//! A real MediaMTX process starts from a config written before start and answers its API.
-
-use std::net::TcpListener;
-use std::process::Command;
-use std::time::{Duration, Instant};
+//! The MediaMTX fixture's config against MediaMTX's own files (tests/data/mediamtx), for every
+//! release of the supported range, without a MediaMTX: an unknown key is fatal at start (facts
+//! doc §1.4), so a key one release lacks would fail every `needs-mediamtx` test there. The live
+//! start of the fixture is `scenarios::startup::real_startup_mediamtx_server_health`.
 
 use anyhow::{ensure, Context};
-use realtest::Ctx;
+use yaml_rust2::YamlLoader;
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
+use crate::support::mediamtx::{render_config, MediamtxOptions};
 
-fn mediamtx_binary(ctx: &Ctx) -> anyhow::Result<std::path::PathBuf> {
-    Ok(ctx
-        .probe()
-        .mediamtx
-        .found()
-        .context("the needs-mediamtx gate let the test run without a binary")?
-        .path
-        .clone())
-}
+#[path = "../service_unit/mediamtx_release.rs"]
+#[allow(dead_code, reason = "only the config keys are read here")]
+mod mediamtx_release;
 
-/// Starts MediaMTX with RTSP and the API on free loopback ports (other protocols off), waits for
-/// its API to answer 2xx, and checks that the config it reports is the one written.
-#[realtest::test(tags = ["needs-mediamtx"], timeout = "60s")]
-async fn mediamtx_starts_on_free_ports_and_answers_its_api(ctx: &mut Ctx) -> anyhow::Result<()> {
-    let dir = ctx.temp_dir()?;
-    let (api_port, rtsp_port) = (free_port()?, free_port()?);
-    let config = dir.join("mediamtx.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "logLevel: info\napi: yes\napiAddress: 127.0.0.1:{api_port}\nrtsp: yes\n\
-             rtspTransports: [tcp]\nrtspAddress: 127.0.0.1:{rtsp_port}\nrtmp: no\nhls: no\n\
-             webrtc: no\nsrt: no\nmetrics: no\npprof: no\nplayback: no\npaths:\n  all_others:\n"
-        ),
-    )?;
-    let server = ctx.spawn(
-        Command::new(mediamtx_binary(ctx)?)
-            .arg(&config)
-            .current_dir(&dir),
-    )?;
-    server.wait_for_output_line(
-        |line| line.contains("[API] listener opened"),
-        Duration::from_secs(20),
-    )?;
+use mediamtx_release::Release;
 
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?;
-    let url = format!("http://127.0.0.1:{api_port}/v3/config/global/get");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let global: serde_json::Value = loop {
-        match client.get(&url).send().await {
-            Ok(response) if response.status().is_success() => break response.json().await?,
-            Ok(response) if Instant::now() >= deadline => {
-                anyhow::bail!("{url} answered {}", response.status())
-            }
-            Err(err) if Instant::now() >= deadline => return Err(err).context(url),
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    };
-    ensure!(global["api"] == true, "api: {}", global["api"]);
+/// `RealMediaMTXServer`'s config for each supported release is one YAML document whose
+/// top-level keys are all keys of that release's `mediamtx.yml`.
+#[realtest::test]
+fn mediamtx_fixture_config_has_only_keys_of_each_supported_release() -> anyhow::Result<()> {
+    let supported = Release::supported();
     ensure!(
-        global["apiAddress"] == format!("127.0.0.1:{api_port}"),
-        "apiAddress: {}",
-        global["apiAddress"]
+        supported.len() >= 2,
+        "the supported range has extracted releases"
     );
-    ensure!(
-        global["rtspAddress"] == format!("127.0.0.1:{rtsp_port}"),
-        "rtspAddress: {}",
-        global["rtspAddress"]
-    );
-    server.stop(Duration::from_secs(5))?;
+    let paths = MediamtxOptions::default().paths_yaml;
+    let mut problems = Vec::new();
+    for release in &supported {
+        let text = render_config(&release.tag, 9997, 8554, &paths);
+        let document = YamlLoader::load_from_str(&text)
+            .with_context(|| format!("{}: not YAML:\n{text}", release.tag))?;
+        ensure!(document.len() == 1, "{}: {document:?}", release.tag);
+        let keys = document[0]
+            .as_hash()
+            .with_context(|| format!("{}: not a mapping:\n{text}", release.tag))?
+            .keys()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect::<Vec<_>>();
+        ensure!(keys.len() > 10, "{}: too few keys: {keys:?}", release.tag);
+        problems.extend(
+            keys.iter()
+                .filter(|key| !release.config.top_level.contains(key))
+                .map(|key| format!("{}: `{key}` is not a key of its mediamtx.yml", release.tag)),
+        );
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
     Ok(())
 }
