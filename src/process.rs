@@ -448,7 +448,18 @@ impl ManagedChild {
                 }
             }
         }
-        for signal in [Signal::SIGTERM, Signal::SIGKILL] {
+        self.stop_with(Signal::SIGTERM, grace).await
+    }
+
+    /// Stops the child with `signal` to the group, then SIGKILL, each step waiting up to
+    /// `grace` — for a program that shuts down gracefully on another signal than SIGTERM.
+    /// Returns the exit status.
+    pub async fn stop_with(
+        mut self,
+        signal: Signal,
+        grace: Duration,
+    ) -> Result<ExitStatus, ProcessError> {
+        for signal in [signal, Signal::SIGKILL] {
             self.signal_group(signal);
             if let Ok(result) = tokio::time::timeout(grace, self.wait()).await {
                 return result;

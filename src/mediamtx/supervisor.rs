@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,6 +24,11 @@ use crate::process::{self, CommandSpec, ManagedChild, ProcessError};
 const READY_POLL: Duration = Duration::from_millis(100);
 /// First restart delay; it doubles up to [`SupervisorSettings::max_backoff`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// The signal MediaMTX shuts down on gracefully in every supported release (`os.Interrupt` in
+/// internal/core/core.go; SIGTERM only since v1.14.0, before that it kills MediaMTX at once). A
+/// graceful shutdown stops the `runOnInit` publishers, which since v1.6.0 run in process groups
+/// of their own, out of reach of a signal to MediaMTX's group.
+const STOP_SIGNAL: Signal = Signal::SIGINT;
 
 /// Camera paths to keep registered: name → path configuration.
 pub type PathSet = Arc<Mutex<BTreeMap<String, Value>>>;
@@ -232,7 +238,7 @@ async fn start_once(
         }
         if tokio::time::Instant::now() >= deadline {
             let tail = child.stderr_tail();
-            let _ = child.stop(settings.stop_grace).await;
+            let _ = child.stop_with(STOP_SIGNAL, settings.stop_grace).await;
             return Err(SupervisorError::NotReady {
                 url: settings.client.base_url().to_owned(),
                 timeout: settings.startup_timeout,
@@ -288,7 +294,7 @@ async fn supervise(
         tokio::select! {
             biased;
             () = shutdown.cancelled() => {
-                let _ = child.stop(managed.settings.stop_grace).await;
+                let _ = child.stop_with(STOP_SIGNAL, managed.settings.stop_grace).await;
                 return;
             }
             status = child.wait() => {

@@ -472,6 +472,38 @@ async fn a_replaced_binary_gets_its_own_config_or_is_not_restarted(
     Ok(())
 }
 
+/// A managed MediaMTX is stopped with SIGINT, which every supported release shuts down on
+/// gracefully (stopping its `runOnInit` publishers); SIGTERM is graceful only since v1.14.0. The
+/// stand-in behaves like v1.13: SIGINT is recorded and ends it with 0, SIGTERM kills it.
+#[realtest::test(timeout = "30s")]
+async fn shutdown_interrupts_mediamtx(ctx: &mut realtest::Ctx) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = ctx.temp_dir()?;
+    let binary = dir.join("mediamtx");
+    std::fs::write(
+        &binary,
+        "#!/bin/sh\n\
+         here=$(dirname \"$0\")\n\
+         if [ \"$1\" = --version ]; then echo v1.13.1; exit 0; fi\n\
+         trap 'echo INT >> \"$here/signals\"; exit 0' INT\n\
+         echo $$ >> \"$here/started\"\n\
+         while :; do sleep 0.05; done\n",
+    )?;
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755))?;
+    let api = StandIn::start(Release::get("v1.13.1")).await?;
+    let supervisor = Supervisor::start(
+        supervisor_settings(&dir, binary, api.client()),
+        render(),
+        Arc::new(Mutex::new(Default::default())),
+    )
+    .await?;
+    // The trap is set once the pid is written.
+    wait_lines(&dir.join("started"), 1).await?;
+    supervisor.shutdown().await;
+    assert_eq!(lines_of(&dir.join("signals")), ["INT"]);
+    Ok(())
+}
+
 /// Waits until the file has `count` lines (a spawned script may not have run yet).
 async fn wait_lines(path: &Path, count: usize) -> anyhow::Result<Vec<String>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

@@ -99,21 +99,47 @@ async fn stop_writes_q_first() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[realtest::test(timeout = "30s")]
-async fn stop_escalates_to_sigkill() -> anyhow::Result<()> {
-    use std::os::unix::process::ExitStatusExt;
-    let child = spawn(&sh("trap '' TERM; while :; do sleep 0.05; done"))?;
-    // The loop's first `sleep` shows the trap is installed.
+/// Waits until the shell of group `pgid` runs its loop (its first `sleep` shows the traps set
+/// before the loop are installed).
+async fn wait_for_loop(pgid: i32) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while live_members(child.pid()).len() < 2 {
+    while live_members(pgid).len() < 2 {
         anyhow::ensure!(
             std::time::Instant::now() < deadline,
             "the shell's loop did not start within 10 s"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    Ok(())
+}
+
+#[realtest::test(timeout = "30s")]
+async fn stop_escalates_to_sigkill() -> anyhow::Result<()> {
+    use std::os::unix::process::ExitStatusExt;
+    let child = spawn(&sh("trap '' TERM; while :; do sleep 0.05; done"))?;
+    wait_for_loop(child.pid()).await?;
     let status = child.stop(Duration::from_millis(300)).await?;
     assert_eq!(status.signal(), Some(9), "{status:?}");
+    Ok(())
+}
+
+/// `stop_with` sends its own signal first, not SIGTERM: the child exits 0 from its SIGINT trap
+/// (SIGTERM would kill it, leaving no file).
+#[realtest::test(timeout = "30s")]
+async fn stop_with_sends_its_signal_first() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let caught = dir.path().join("caught");
+    let script = format!(
+        "trap 'echo INT > {}; exit 0' INT; while :; do sleep 0.05; done",
+        caught.display()
+    );
+    let child = spawn(&sh(&script))?;
+    wait_for_loop(child.pid()).await?;
+    let status = child
+        .stop_with(nix::sys::signal::Signal::SIGINT, Duration::from_secs(5))
+        .await?;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert_eq!(std::fs::read_to_string(&caught)?, "INT\n");
     Ok(())
 }
 
