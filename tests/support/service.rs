@@ -221,8 +221,12 @@ impl ServiceUnderTest {
 
 impl Drop for ServiceUnderTest {
     fn drop(&mut self) {
-        // Stop the process before its directory goes away.
-        drop(self.child.take());
+        // Stop the process before its directory goes away, with the grace of `terminate`: the
+        // service's own shutdown stops a managed MediaMTX gracefully; cut short (SIGKILL), its
+        // children die of PR_SET_PDEATHSIG and MediaMTX's publishers are orphaned.
+        if let Some(child) = self.child.take() {
+            let _ = child.stop(STOP_GRACE);
+        }
         if let Some(root) = self.root.take() {
             let _ = root.close();
         }
