@@ -2,10 +2,11 @@
 //! one written, the storage directories exist.
 
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use camera_service::auth::Role;
+use nix::sys::signal::Signal;
 use realtest::Ctx;
 use serde_json::{json, Value};
 
@@ -13,7 +14,7 @@ use super::{direct, managed, mediamtx_child, wait_streams_ready, TESTSRC};
 use crate::support::hygiene::{check_empty, PostTestCheck};
 use crate::support::mediamtx::RealMediaMTXServer;
 use crate::support::service::ServiceUnderTest;
-use crate::support::{http, media};
+use crate::support::{http, media, procfs};
 
 fn json_of(response: &http::HttpResponse) -> anyhow::Result<Value> {
     Ok(serde_json::from_slice(&response.body)?)
@@ -68,8 +69,8 @@ async fn real_startup_direct_service_health(ctx: &mut Ctx) -> anyhow::Result<()>
 
 /// A real MediaMTX from a config written before start: up, API 2xx, the global config it
 /// reports is the one written (API and RTSP on loopback, other protocols off), `all_others` is
-/// the only path configuration and no path exists yet, unknown routes are 404, SIGTERM ends it
-/// gracefully with exit code 0.
+/// the only path configuration and no path exists yet, unknown routes are 404, SIGINT (what the
+/// service stops its MediaMTX with) ends it gracefully with exit code 0.
 #[realtest::test(tags = ["needs-mediamtx"], timeout = "60s")]
 fn real_startup_mediamtx_server_health(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mut check = PostTestCheck::new();
@@ -112,8 +113,20 @@ fn real_startup_mediamtx_server_health(ctx: &mut Ctx) -> anyhow::Result<()> {
         assert_eq!(status, 404);
         let (status, body) = server.api_get("/v3/paths/get/nobody")?;
         assert_eq!(status, 404, "{body}");
+        // Every release shuts down gracefully on SIGINT (`os.Interrupt`, internal/core/core.go);
+        // on SIGTERM only since v1.14.0.
+        let pid = server.pid() as i32;
+        server.signal(Signal::SIGINT)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while procfs::is_alive(pid) {
+            ensure!(
+                Instant::now() < deadline,
+                "MediaMTX ignored SIGINT for 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let exit = server.stop(Duration::from_secs(10))?;
-        assert_eq!(exit.code(), Some(0), "SIGTERM is a graceful exit: {exit:?}");
+        assert_eq!(exit.code(), Some(0), "SIGINT is a graceful exit: {exit:?}");
     }
     check.verify(ctx)
 }
