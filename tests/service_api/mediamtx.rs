@@ -2,22 +2,18 @@
 //! ready, a snapshot read from MediaMTX, recovery after MediaMTX is killed (and what clients are
 //! told), and an RTSP camera whose source is not there.
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use camera_service::auth::Role;
 use serde_json::{json, Value};
 
 use crate::support::media;
+use crate::support::mediamtx::{binary, free_port, managed_mediamtx_pid};
 use crate::support::service::{ServiceOptions, ServiceUnderTest};
 use crate::support::ws_client::WsClient;
 
 const READY: Duration = Duration::from_secs(45);
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
 
 /// Polls `get_streams` until camera0's path is ready.
 async fn wait_ready(client: &mut WsClient) -> anyhow::Result<Value> {
@@ -42,13 +38,7 @@ fn managed(
     hls: u16,
     webrtc: u16,
 ) -> anyhow::Result<ServiceOptions> {
-    let binary = ctx
-        .probe()
-        .mediamtx
-        .found()
-        .context("the probe found MediaMTX")?
-        .path
-        .clone();
+    let (binary, _version) = binary(ctx)?;
     Ok(ServiceOptions::default()
         .env("CAMERA_SERVICE_CAMERAS_RTSP_CHECK_INTERVAL", "250ms")
         .env("CAMERA_SERVICE_MEDIAMTX_MODE", "managed")
@@ -67,25 +57,6 @@ fn managed(
                 .port()
                 .to_string(),
         ))
-}
-
-/// The pid of the MediaMTX child of the service.
-fn mediamtx_pid(ctx: &realtest::Ctx, service: &ServiceUnderTest) -> anyhow::Result<i32> {
-    let output = ctx.output(
-        std::process::Command::new("pgrep").args([
-            "-P",
-            &service.pid().to_string(),
-            "-f",
-            "mediamtx",
-        ]),
-        Duration::from_secs(10),
-    )?;
-    Ok(String::from_utf8(output.stdout)?
-        .lines()
-        .next()
-        .context("MediaMTX is a child of the service")?
-        .trim()
-        .parse()?)
 }
 
 #[realtest::test(tags = ["needs-mediamtx", "needs-ffmpeg"], timeout = "180s")]
@@ -129,7 +100,7 @@ async fn managed_mediamtx_publishes_cameras_and_recovers(
     // clients are told camera0 is ERROR while MediaMTX is down and CONNECTED once its path has
     // a stream again — those two notifications, in that order, and no others.
     assert!(client.queued_notifications().is_empty());
-    let pid = mediamtx_pid(ctx, &service)?;
+    let pid = managed_mediamtx_pid(ctx, &service)?;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
@@ -181,7 +152,7 @@ async fn rtsp_camera_without_source_is_disconnected_behind_mediamtx(
         .await?;
     assert_eq!(error.code, -32006, "{error:?}");
     assert!(error.message.contains("camera0"), "{error:?}");
-    let pid = mediamtx_pid(ctx, &service)?;
+    let pid = managed_mediamtx_pid(ctx, &service)?;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
@@ -189,7 +160,7 @@ async fn rtsp_camera_without_source_is_disconnected_behind_mediamtx(
     // Restart (1 s backoff), then a check of camera0 that counts (past the settling time after
     // the restart, `ffmpeg.rtsp_timeout`): it finds the path without a stream.
     let deadline = Instant::now() + READY;
-    while mediamtx_pid(ctx, &service).map_or(true, |p| p == pid) {
+    while managed_mediamtx_pid(ctx, &service).map_or(true, |p| p == pid) {
         if Instant::now() > deadline {
             bail!("MediaMTX not restarted");
         }

@@ -17,7 +17,8 @@ use nix::unistd::Pid;
 use realtest::{Ctx, OwnedChild};
 use serde_json::Value;
 
-use super::http;
+use super::service::ServiceUnderTest;
+use super::{http, procfs};
 
 /// How long start-up (API and RTSP listener) may take.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -47,6 +48,21 @@ pub fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
     let core = text.trim().strip_prefix('v')?.split('-').next()?;
     let mut parts = core.split('.').map(|p| p.parse::<u32>().ok());
     Some((parts.next()??, parts.next()??, parts.next()??))
+}
+
+/// The pid of the MediaMTX `service` manages: its child running the probe's binary with the
+/// config in its data directory (not the `--version` question asked before every start).
+pub fn managed_mediamtx_pid(ctx: &Ctx, service: &ServiceUnderTest) -> anyhow::Result<i32> {
+    let (path, _) = binary(ctx)?;
+    let server = format!(
+        "{} {}",
+        path.display(),
+        service.data_dir.join("mediamtx.yml").display()
+    );
+    procfs::children_of(service.pid())
+        .into_iter()
+        .find(|pid| procfs::is_alive(*pid) && procfs::cmdline(*pid) == server)
+        .with_context(|| format!("no child of the service runs `{server}`"))
 }
 
 /// What to start.

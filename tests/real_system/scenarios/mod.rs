@@ -5,12 +5,11 @@
 
 use std::time::Duration;
 
-use anyhow::{ensure, Context};
+use anyhow::ensure;
 use serde_json::{json, Value};
 
 use crate::support::mediamtx::{binary, free_port};
-use crate::support::procfs;
-use crate::support::service::{ServiceOptions, ServiceUnderTest};
+use crate::support::service::ServiceOptions;
 use crate::support::ws_client::WsClient;
 
 mod control;
@@ -104,16 +103,6 @@ pub fn managed(ctx: &realtest::Ctx, sources: &str) -> anyhow::Result<(ServiceOpt
             &webrtc_udp.to_string(),
         );
     Ok((options, ports))
-}
-
-/// The pid of the MediaMTX the service manages (its child running the configured binary).
-pub fn mediamtx_child(ctx: &realtest::Ctx, service: &ServiceUnderTest) -> anyhow::Result<i32> {
-    let (path, _) = binary(ctx)?;
-    let path = path.display().to_string();
-    procfs::children_of(service.pid())
-        .into_iter()
-        .find(|pid| procfs::is_alive(*pid) && procfs::cmdline(*pid).starts_with(&path))
-        .with_context(|| format!("no child of the service runs {path}"))
 }
 
 /// Polls `get_streams` until every camera in `ids` is ready.

@@ -12,10 +12,9 @@ use nix::unistd::Pid;
 use realtest::Ctx;
 use serde_json::json;
 
-use super::{
-    direct, expect_started_then, managed, mediamtx_child, wait_streams_ready, NOTIFY, TESTSRC,
-};
+use super::{direct, expect_started_then, managed, wait_streams_ready, NOTIFY, TESTSRC};
 use crate::support::hygiene::PostTestCheck;
+use crate::support::mediamtx::managed_mediamtx_pid;
 use crate::support::service::{ServiceOptions, ServiceUnderTest};
 use crate::support::tmpfs::Tmpfs;
 use crate::support::ws_client::WsClient;
@@ -380,12 +379,12 @@ async fn real_recovery_mediamtx_sigkill_mediamtx(ctx: &mut Ctx) -> anyhow::Resul
             "no notification before the kill: {:?}",
             client.queued_notifications()
         );
-        let old = mediamtx_child(ctx, &service)?;
+        let old = managed_mediamtx_pid(ctx, &service)?;
         ctx.log(format_args!("SIGKILL MediaMTX {old}"));
         kill(Pid::from_raw(old), Signal::SIGKILL)?;
         let deadline = Instant::now() + Duration::from_secs(60);
         let new = loop {
-            match mediamtx_child(ctx, &service) {
+            match managed_mediamtx_pid(ctx, &service) {
                 Ok(pid) if pid != old => break pid,
                 _ if Instant::now() >= deadline => bail!("no new MediaMTX within 60 s"),
                 _ => tokio::time::sleep(Duration::from_millis(200)).await,

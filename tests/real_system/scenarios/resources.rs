@@ -11,8 +11,9 @@ use camera_service::auth::Role;
 use realtest::Ctx;
 use serde_json::json;
 
-use super::{direct, managed, mediamtx_child, wait_streams_ready, NOTIFY};
+use super::{direct, managed, wait_streams_ready, NOTIFY};
 use crate::support::hygiene::{check_empty, PostTestCheck};
+use crate::support::mediamtx::managed_mediamtx_pid;
 use crate::support::service::ServiceUnderTest;
 use crate::support::ws_client::WsClient;
 use crate::support::{media, procfs};
@@ -283,7 +284,7 @@ async fn real_resources_cycles_leave_nothing_behind_mediamtx(ctx: &mut Ctx) -> a
             let mut client = service.client(Role::Viewer).await?;
             wait_streams_ready(&mut client, &["camera0", "camera1"]).await?;
         }
-        let mtx = mediamtx_child(ctx, &service)?;
+        let mtx = managed_mediamtx_pid(ctx, &service)?;
         let cycles = Cycles {
             cameras: 2,
             recordings: 10,
@@ -292,7 +293,7 @@ async fn real_resources_cycles_leave_nothing_behind_mediamtx(ctx: &mut Ctx) -> a
         };
         run_cycles(ctx, &service, &cycles, 1).await?;
         assert_eq!(
-            mediamtx_child(ctx, &service)?,
+            managed_mediamtx_pid(ctx, &service)?,
             mtx,
             "the same MediaMTX throughout"
         );

@@ -10,9 +10,9 @@ use nix::sys::signal::Signal;
 use realtest::Ctx;
 use serde_json::{json, Value};
 
-use super::{direct, managed, mediamtx_child, wait_streams_ready, TESTSRC};
+use super::{direct, managed, wait_streams_ready, TESTSRC};
 use crate::support::hygiene::{check_empty, PostTestCheck};
-use crate::support::mediamtx::RealMediaMTXServer;
+use crate::support::mediamtx::{managed_mediamtx_pid, RealMediaMTXServer};
 use crate::support::service::ServiceUnderTest;
 use crate::support::{http, media, procfs};
 
@@ -153,7 +153,7 @@ async fn real_startup_managed_mediamtx_health(ctx: &mut Ctx) -> anyhow::Result<(
                 "`{line}` missing:\n{config}"
             );
         }
-        let mtx = mediamtx_child(ctx, &service)?;
+        let mtx = managed_mediamtx_pid(ctx, &service)?;
         ctx.log(format_args!("managed MediaMTX pid {mtx}"));
         let api = ports.api_addr();
         let global = http::get(api, "/v3/config/global/get", &[])?;
