@@ -87,7 +87,9 @@ pub fn ffprobe() -> ToolStatus {
 pub fn mediamtx() -> ToolStatus {
     let location = match std::env::var_os(MEDIAMTX_BIN_ENV) {
         Some(path) => {
-            let path = PathBuf::from(path);
+            // Absolute, as `ToolInfo::path` promises: tests start MediaMTX (and the service
+            // under test, which starts it) in directories of their own.
+            let path = std::path::absolute(&path).unwrap_or_else(|_| PathBuf::from(path));
             if is_executable(&path) {
                 Ok(path)
             } else {
