@@ -14,6 +14,7 @@ pub use config_file::{render_config, ManagedPorts};
 pub use paths::path_config;
 pub use supervisor::{
     find_binary, PathSet, RenderConfig, Supervisor, SupervisorError, SupervisorSettings,
+    STOP_SIGNAL,
 };
 pub use version::{
     check_reported, check_supported, check_version_output, supported_range, ReportedVersion,

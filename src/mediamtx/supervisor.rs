@@ -28,7 +28,7 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// internal/core/core.go; SIGTERM only since v1.14.0, before that it kills MediaMTX at once). A
 /// graceful shutdown stops the `runOnInit` publishers, which since v1.6.0 run in process groups
 /// of their own, out of reach of a signal to MediaMTX's group.
-const STOP_SIGNAL: Signal = Signal::SIGINT;
+pub const STOP_SIGNAL: Signal = Signal::SIGINT;
 
 /// Camera paths to keep registered: name → path configuration.
 pub type PathSet = Arc<Mutex<BTreeMap<String, Value>>>;

@@ -16,7 +16,7 @@ use camera_service::ffmpeg::FfmpegSettings;
 use camera_service::mediamtx::{
     check_supported, check_version_output, path_config, render_config, supported_range,
     ManagedPorts, MediamtxClient, MediamtxError, Supervisor, SupervisorError, SupervisorSettings,
-    Version,
+    Version, STOP_SIGNAL,
 };
 use camera_service::notify::Notifier;
 use serde_json::json;
@@ -469,6 +469,29 @@ async fn a_replaced_binary_gets_its_own_config_or_is_not_restarted(
     wait_running(&mut running, true).await?;
     wait_lines(&dir.join("started"), 3).await?;
     supervisor.shutdown().await;
+    Ok(())
+}
+
+/// A managed MediaMTX stopped with [`STOP_SIGNAL`] (to its process group) leaves none of its
+/// `runOnInit` publishers running, in any supported release (its source, tests/data/mediamtx):
+/// the signal is one MediaMTX shuts down on gracefully, stopping them, or they are in its group
+/// and get the signal too. SIGTERM fails this for v1.6–v1.13.
+#[realtest::test]
+fn the_stop_signal_leaves_no_publisher_in_any_supported_release() -> anyhow::Result<()> {
+    let signal = STOP_SIGNAL.as_str();
+    let left: Vec<&str> = Release::supported()
+        .into_iter()
+        .filter(|r| {
+            r.source.commands_in_own_process_group
+                && !r.source.graceful_signals.iter().any(|s| s == signal)
+        })
+        .map(|r| r.tag.as_str())
+        .collect();
+    anyhow::ensure!(
+        left.is_empty(),
+        "{signal} kills MediaMTX {left:?} at once, and its publishers, in process groups of \
+         their own, keep running"
+    );
     Ok(())
 }
 

@@ -68,6 +68,10 @@ pub struct SourceFacts {
     pub path_already_exists_message: Option<String>,
     /// Operation → the status its handler answers for a missing path.
     pub missing_path_status: BTreeMap<String, MissingPath>,
+    /// The signals it shuts down gracefully on (`SIGINT`, `SIGTERM`); others kill it at once.
+    pub graceful_signals: Vec<String>,
+    /// Whether its external commands (`runOnInit`, …) run in process groups of their own.
+    pub commands_in_own_process_group: bool,
 }
 
 /// How one handler answers for a missing path.

@@ -10,7 +10,9 @@ releases/<tag>.json beside this script with:
   parameters, request body schema and response schema per status code;
 - schemas: every schema of openapi.yaml with its properties and their types (or its enum);
 - source: what the Go source says where openapi.yaml is silent: whether replacing a path that does
-  not exist is an error, and the HTTP status of "path not found" per handler.
+  not exist is an error, and the HTTP status of "path not found" per handler; the signals it
+  shuts down gracefully on (internal/core/core.go), and whether it starts external commands
+  (runOnInit, …) in process groups of their own (internal/externalcmd).
 
 Only these lists are kept in the repository, never MediaMTX's files (MIT licence, see README.md).
 
@@ -130,6 +132,26 @@ def go_function(source, receiver_pattern, name):
     return match.group(0) if match else None
 
 
+GO_SIGNALS = {"os.Interrupt": "SIGINT", "syscall.SIGINT": "SIGINT", "syscall.SIGTERM": "SIGTERM"}
+
+
+def graceful_signals(git_dir, tag):
+    """The signals core.go's run loop shuts down gracefully on (`signal.Notify(interrupt, …)`,
+    Linux branches included); any other termination signal kills MediaMTX at once."""
+    core = git(git_dir, "show", f"{tag}:internal/core/core.go")
+    names = re.findall(r"signal\.Notify\(interrupt,\s*([^)]*)\)", core)
+    found = {GO_SIGNALS.get(n.strip(), n.strip()) for args in names for n in args.split(",")}
+    return sorted(found)
+
+
+def commands_in_own_process_group(git_dir, tag):
+    """Whether external commands (runOnInit, …) get a process group of their own on Unix
+    (`Setpgid: true`): then a signal to MediaMTX's group does not reach them."""
+    found = git(git_dir, "grep", "-l", "Setpgid: true", tag, "--", "internal/externalcmd",
+                check=False)
+    return bool(found.strip())
+
+
 def source_facts(git_dir, tag, operations):
     """What the Go source says about missing paths (openapi.yaml does not say it everywhere)."""
     conf = git(git_dir, "show", f"{tag}:internal/conf/conf.go")
@@ -145,6 +167,8 @@ def source_facts(git_dir, tag, operations):
         "path_not_found_message": not_found.group(1) if not_found else "path not found",
         "path_already_exists_message": exists.group(1) if exists else None,
         "missing_path_status": {},
+        "graceful_signals": graceful_signals(git_dir, tag),
+        "commands_in_own_process_group": commands_in_own_process_group(git_dir, tag),
     }
     # The API handlers: the status written for an error of the call that can report a missing
     # path (the first writeError after the call, or 404 where the handler maps ErrPathNotFound).
