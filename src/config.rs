@@ -408,6 +408,21 @@ impl Config {
                 return Err(fail(key, format!("{value} is not a percentage (0..=100)")));
             }
         }
+        if self.storage.block_percent == 0 {
+            return Err(fail(
+                "storage.block_percent",
+                "must be at least 1 (0 would refuse every recording)".into(),
+            ));
+        }
+        if self.storage.warn_percent > self.storage.block_percent {
+            return Err(fail(
+                "storage.warn_percent",
+                format!(
+                    "{} is above storage.block_percent ({}): the warning must come first",
+                    self.storage.warn_percent, self.storage.block_percent
+                ),
+            ));
+        }
         if let Err(reason) = parse_size(&self.cameras.testsrc_size) {
             return Err(fail("cameras.testsrc_size", reason));
         }

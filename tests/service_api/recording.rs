@@ -146,10 +146,12 @@ async fn start_twice_and_stop_when_idle_are_invalid_state(
 async fn recording_is_refused_above_the_block_threshold(
     ctx: &mut realtest::Ctx,
 ) -> anyhow::Result<()> {
-    // A threshold of 0 % is always reached: the disk counts as full.
+    // A threshold of 1 % (the lowest accepted) is reached by any filesystem holding a system.
     let service = ServiceUnderTest::start_with(
         ctx,
-        ServiceOptions::default().env("CAMERA_SERVICE_STORAGE_BLOCK_PERCENT", "0"),
+        ServiceOptions::default()
+            .env("CAMERA_SERVICE_STORAGE_WARN_PERCENT", "1")
+            .env("CAMERA_SERVICE_STORAGE_BLOCK_PERCENT", "1"),
     )?;
     let mut client =
         WsClient::connect_authenticated(&service.ws_url(), &service.token(Role::Operator)).await?;
@@ -171,6 +173,7 @@ async fn disk_filling_up_stops_the_recording_with_a_readable_file(
         data_dir: Some(data_dir),
         ..ServiceOptions::default()
     }
+    .env("CAMERA_SERVICE_STORAGE_WARN_PERCENT", "30")
     .env("CAMERA_SERVICE_STORAGE_BLOCK_PERCENT", "40")
     .env("CAMERA_SERVICE_STORAGE_CHECK_INTERVAL", "100ms");
     let service = ServiceUnderTest::start_with(ctx, options)?;

@@ -212,6 +212,39 @@ fn invalid_overrides_name_key_origin_and_reason() -> anyhow::Result<()> {
 }
 
 #[realtest::test]
+fn storage_thresholds_must_be_ordered_and_non_zero() -> anyhow::Result<()> {
+    let (key, _, reason) = refused(None, &[("CAMERA_SERVICE_STORAGE_BLOCK_PERCENT", "0")]);
+    assert_eq!(key, "storage.block_percent");
+    assert!(reason.contains("at least 1"), "{reason}");
+    let (key, origin, reason) = refused(
+        None,
+        &[
+            ("CAMERA_SERVICE_STORAGE_WARN_PERCENT", "95"),
+            ("CAMERA_SERVICE_STORAGE_BLOCK_PERCENT", "90"),
+        ],
+    );
+    assert_eq!(key, "storage.warn_percent");
+    assert!(
+        origin.contains("CAMERA_SERVICE_STORAGE_WARN_PERCENT"),
+        "{origin}"
+    );
+    assert!(
+        reason.contains("above storage.block_percent (90)"),
+        "{reason}"
+    );
+    // Equal thresholds are fine: the warning and the block come together.
+    let config = Config::load(
+        None,
+        env(&[
+            ("CAMERA_SERVICE_STORAGE_WARN_PERCENT", "90"),
+            ("CAMERA_SERVICE_STORAGE_BLOCK_PERCENT", "90"),
+        ]),
+    )?;
+    assert_eq!(config.storage.warn_percent, 90);
+    Ok(())
+}
+
+#[realtest::test]
 fn invalid_files_name_the_key(ctx: &mut realtest::Ctx) -> anyhow::Result<()> {
     let dir = ctx.temp_dir()?;
     let cases = [

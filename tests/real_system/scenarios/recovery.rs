@@ -188,15 +188,18 @@ async fn real_recovery_websocket_drop_and_reconnect_direct(ctx: &mut Ctx) -> any
     check.verify(ctx)
 }
 
-/// Storage over the block threshold (here 0 %, so any disk counts as full): `start_recording`
-/// is −32008 and creates no file; snapshots (not blocked) still work; the service stays up.
+/// Storage over the block threshold (here 1 %, the lowest accepted, which any filesystem holding
+/// a system exceeds): `start_recording` is −32008 and creates no file; snapshots (not blocked)
+/// still work; the service stays up.
 #[realtest::test(tags = ["needs-ffmpeg"], timeout = "60s")]
 async fn real_recovery_storage_over_block_threshold_direct(ctx: &mut Ctx) -> anyhow::Result<()> {
     let mut check = PostTestCheck::new();
     {
         let mut service = ServiceUnderTest::start_with(
             ctx,
-            direct("testsrc").env("CAMERA_SERVICE_STORAGE_BLOCK_PERCENT", "0"),
+            direct("testsrc")
+                .env("CAMERA_SERVICE_STORAGE_WARN_PERCENT", "1")
+                .env("CAMERA_SERVICE_STORAGE_BLOCK_PERCENT", "1"),
         )?;
         check.track_processes_of(service.pid())?;
         check.expect_removed(service.root());
@@ -291,6 +294,7 @@ async fn real_recovery_storage_full_direct(ctx: &mut Ctx) -> anyhow::Result<()> 
                 data_dir: Some(mount_point.join("data")),
                 ..direct("testsrc")
             }
+            .env("CAMERA_SERVICE_STORAGE_WARN_PERCENT", "50")
             .env("CAMERA_SERVICE_STORAGE_BLOCK_PERCENT", "60")
             .env("CAMERA_SERVICE_STORAGE_CHECK_INTERVAL", "100ms"),
         )?;
