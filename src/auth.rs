@@ -66,6 +66,10 @@ impl FromStr for Role {
     }
 }
 
+/// The latest `exp` the service accepts: 9999-12-31T23:59:59Z, the last second every time
+/// library it uses (and RFC 3339 with a four-digit year) can represent.
+pub const MAX_EXP: u64 = 253_402_300_799;
+
 /// JWT claims.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -75,7 +79,8 @@ pub struct Claims {
     pub role: Role,
     /// Issued at (Unix seconds).
     pub iat: u64,
-    /// Expiry (Unix seconds).
+    /// Expiry (Unix seconds), at most [`MAX_EXP`]. A token may also carry `nbf` (not before,
+    /// Unix seconds); it is refused until then.
     pub exp: u64,
 }
 
@@ -103,7 +108,11 @@ pub enum AuthError {
     /// The token's `exp` has passed.
     #[error("token expired")]
     Expired,
-    /// Neither a valid JWT nor a known API key.
+    /// The token's `nbf` (not before) is still in the future.
+    #[error("token not valid yet: its `nbf` (not before) is in the future")]
+    NotYetValid,
+    /// Neither a valid JWT nor a known API key; the text says what was wrong in the service's
+    /// own words (never a parser's internals).
     #[error("invalid token: {0}")]
     Invalid(String),
     /// The secret file could not be read or created.
@@ -253,6 +262,12 @@ impl Authenticator {
 
     /// Signs arbitrary claims (used for tokens with a chosen `iat`/`exp`).
     pub fn encode(&self, claims: &Claims) -> String {
+        self.encode_claims(claims)
+    }
+
+    /// Signs any serialisable claims object, e.g. JSON with `nbf` or out-of-range values (tests
+    /// of what `verify` refuses).
+    pub fn encode_claims<T: Serialize>(&self, claims: &T) -> String {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
             .expect("HS256 signing of plain claims cannot fail")
     }
@@ -262,20 +277,27 @@ impl Authenticator {
         if let Some(caller) = self.verify_api_key(credential) {
             return Ok(caller);
         }
+        if let Err(e) = jsonwebtoken::decode_header(credential) {
+            return Err(refusal(&e, TokenPart::Header));
+        }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
-        match jsonwebtoken::decode::<Claims>(credential, &self.decoding, &validation) {
-            Ok(data) => Ok(Caller {
-                subject: data.claims.sub,
-                role: data.claims.role,
-                expires_at: Some(data.claims.exp),
-            }),
-            Err(e) => match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => Err(AuthError::Expired),
-                _ => Err(AuthError::Invalid(e.to_string())),
-            },
+        let claims = jsonwebtoken::decode::<Claims>(credential, &self.decoding, &validation)
+            .map_err(|e| refusal(&e, TokenPart::Claims))?
+            .claims;
+        if claims.exp > MAX_EXP {
+            return Err(AuthError::Invalid(format!(
+                "`exp` {} is later than {MAX_EXP} (9999-12-31T23:59:59Z), the latest expiry accepted",
+                claims.exp
+            )));
         }
+        Ok(Caller {
+            subject: claims.sub,
+            role: claims.role,
+            expires_at: Some(claims.exp),
+        })
     }
 
     fn verify_api_key(&self, credential: &str) -> Option<Caller> {
@@ -292,6 +314,39 @@ impl Authenticator {
                 expires_at: None,
             })
     }
+}
+
+/// Which part of a JWT was being read when it was refused.
+#[derive(Debug, Clone, Copy)]
+enum TokenPart {
+    Header,
+    Claims,
+}
+
+/// Why a JWT was refused, in the service's words: the JWT library's own messages name its
+/// internal types ("unknown variant `none`, expected one of `HS256`, …").
+fn refusal(error: &jsonwebtoken::errors::Error, part: TokenPart) -> AuthError {
+    use jsonwebtoken::errors::ErrorKind as Kind;
+    let reason = match (error.kind(), part) {
+        (Kind::ExpiredSignature, _) => return AuthError::Expired,
+        (Kind::ImmatureSignature, _) => return AuthError::NotYetValid,
+        (Kind::InvalidToken, _) => "not a JWT (three base64url parts joined by `.`)".to_owned(),
+        (Kind::Base64(_), _) => "a part is not base64url".to_owned(),
+        (Kind::Utf8(_), _) => "a part is not UTF-8".to_owned(),
+        (Kind::InvalidSignature, _) => {
+            "signature does not match (another secret, or the token was altered)".to_owned()
+        }
+        (Kind::InvalidAlgorithm | Kind::InvalidAlgorithmName | Kind::MissingAlgorithm, _)
+        | (Kind::Json(_), TokenPart::Header) => {
+            "header must be a JWT header with `alg` HS256 (the only algorithm accepted)".to_owned()
+        }
+        (Kind::Json(_), TokenPart::Claims) => "claims must be `sub` (string), `role` \
+            (viewer, operator or admin), `iat` and `exp` (Unix seconds, whole numbers)"
+            .to_owned(),
+        (Kind::MissingRequiredClaim(claim), _) => format!("claim `{claim}` is missing"),
+        _ => "refused".to_owned(),
+    };
+    AuthError::Invalid(reason)
 }
 
 /// The hex SHA-256 of an API key, as stored in the key file.

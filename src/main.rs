@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use camera_service::cli::{Cli, Command};
 use camera_service::config::Config;
-use camera_service::{daemon, service};
+use camera_service::{auth, daemon, service};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -24,6 +24,14 @@ fn main() -> ExitCode {
             match service::load_authenticator(&config) {
                 Ok((auth, _, _)) => {
                     let ttl = ttl.unwrap_or(config.auth.token_ttl.0);
+                    if auth::unix_now().saturating_add(ttl.as_secs()) > auth::MAX_EXP {
+                        eprintln!(
+                            "error: a lifetime of {} ends after 9999-12-31T23:59:59Z, the latest \
+                             expiry the service accepts",
+                            humantime::format_duration(ttl)
+                        );
+                        return ExitCode::from(EXIT_CONFIG);
+                    }
                     println!("{}", auth.mint(&format!("cli-{role}"), role, ttl));
                     ExitCode::SUCCESS
                 }

@@ -167,7 +167,8 @@ async fn handle_text(
     let session = Arc::clone(session);
     let out_tx = out_tx.clone();
     let task = async move {
-        let result = rpc::dispatch(&service, &session, &request).await;
+        let result =
+            rpc::catch_panic(&request.method, rpc::dispatch(&service, &session, &request)).await;
         service
             .metrics
             .request_done(started.elapsed(), result.is_err());

@@ -47,7 +47,10 @@ impl Session {
 
     /// The authenticated caller, if any (expired or not).
     pub fn caller(&self) -> Option<Caller> {
-        self.caller.lock().expect("session lock").clone()
+        self.caller
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Whether notifications may be sent: authenticated and not expired.
@@ -155,7 +158,10 @@ fn authenticate(
         }),
         "session_id": session.id,
     });
-    *session.caller.lock().expect("session lock") = Some(caller);
+    *session
+        .caller
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(caller);
     Ok(result)
 }
 

@@ -87,6 +87,30 @@ impl RpcError {
     }
 }
 
+/// Runs a request handler; a panic inside it becomes −32603 (logged with the method), so no
+/// request can take its connection or the service down.
+pub async fn catch_panic<F>(method: &str, handler: F) -> Result<Value, RpcError>
+where
+    F: std::future::Future<Output = Result<Value, RpcError>>,
+{
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(not a text panic)".to_owned());
+            tracing::error!(%method, "request handler panicked: {what}");
+            Err(RpcError::new(
+                ErrorKind::Internal,
+                format!("Internal error: the {method} handler failed (see the service log)"),
+            ))
+        }
+    }
+}
+
 // Domain errors → kinds. Together with `ErrorKind::code` this is the whole mapping to the wire.
 
 impl From<crate::storage::StorageError> for RpcError {
@@ -156,7 +180,9 @@ impl From<crate::auth::AuthError> for RpcError {
     fn from(e: crate::auth::AuthError) -> Self {
         use crate::auth::AuthError;
         let kind = match &e {
-            AuthError::Expired | AuthError::Invalid(_) => ErrorKind::AuthFailed,
+            AuthError::Expired | AuthError::NotYetValid | AuthError::Invalid(_) => {
+                ErrorKind::AuthFailed
+            }
             AuthError::SecretFile { .. }
             | AuthError::SecretTooShort { .. }
             | AuthError::ApiKeyFile { .. } => ErrorKind::Internal,

@@ -8,5 +8,5 @@ mod params;
 
 pub use dispatch::{dispatch, Session};
 pub use envelope::{failure, notification, parse_request, success, EnvelopeError, Request};
-pub use error::{ErrorKind, RpcError};
+pub use error::{catch_panic, ErrorKind, RpcError};
 pub use methods::Method;

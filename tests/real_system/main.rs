@@ -2,6 +2,7 @@
 //! with the reason where its part is missing. Run with `cargo test --test real_system`; see the
 //! README for tags and flags.
 
+mod hardening;
 mod hardware;
 mod interrupt;
 mod mediamtx;

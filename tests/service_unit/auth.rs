@@ -67,6 +67,114 @@ fn expired_foreign_and_tampered_tokens_are_refused() -> anyhow::Result<()> {
 }
 
 #[realtest::test]
+fn nbf_in_the_future_and_exp_past_year_9999_are_refused() -> anyhow::Result<()> {
+    let auth = Authenticator::new(SECRET);
+    let now = unix_now();
+    let early = auth.encode_claims(&serde_json::json!({
+        "sub": "a", "role": "admin", "iat": now, "exp": now + 60, "nbf": now + 30,
+    }));
+    assert!(matches!(auth.verify(&early), Err(AuthError::NotYetValid)));
+    let started = auth.encode_claims(&serde_json::json!({
+        "sub": "a", "role": "admin", "iat": now, "exp": now + 60, "nbf": now - 1,
+    }));
+    assert_eq!(auth.verify(&started)?.role, Role::Admin);
+    // `token --ttl 1000000y` minted such tokens; their expiry cannot be represented as a date.
+    for exp in [
+        camera_service::auth::MAX_EXP + 1,
+        now + 31_557_600_000_000,
+        u64::MAX,
+    ] {
+        let huge = auth.encode(&Claims {
+            sub: "a".into(),
+            role: Role::Admin,
+            iat: now,
+            exp,
+        });
+        match auth.verify(&huge) {
+            Err(AuthError::Invalid(reason)) => {
+                assert!(reason.contains("9999-12-31"), "{exp}: {reason}")
+            }
+            other => panic!("exp {exp}: {other:?}"),
+        }
+    }
+    let last = auth.encode(&Claims {
+        sub: "a".into(),
+        role: Role::Admin,
+        iat: now,
+        exp: camera_service::auth::MAX_EXP,
+    });
+    assert!(
+        auth.verify(&last).is_ok(),
+        "the last representable second is fine"
+    );
+    Ok(())
+}
+
+#[realtest::test]
+fn refusals_say_what_was_wrong_without_parser_internals() -> anyhow::Result<()> {
+    let auth = Authenticator::new(SECRET);
+    let now = unix_now();
+    let payload = base64url(
+        format!(
+            r#"{{"sub":"a","role":"admin","iat":{now},"exp":{}}}"#,
+            now + 60
+        )
+        .as_bytes(),
+    );
+    let alg_none = format!("{}.{payload}.", base64url(br#"{"alg":"none","typ":"JWT"}"#));
+    let role_root = auth.encode_claims(&serde_json::json!({
+        "sub": "a", "role": "root", "iat": now, "exp": now + 60,
+    }));
+    let float_exp = auth.encode_claims(&serde_json::json!({
+        "sub": "a", "role": "admin", "iat": now, "exp": 1e30,
+    }));
+    let no_sub = auth.encode_claims(&serde_json::json!({
+        "role": "admin", "iat": now, "exp": now + 60,
+    }));
+    let cases = [
+        (alg_none.as_str(), "`alg` HS256"),
+        ("garbage", "not a JWT"),
+        ("a.b.c", "base64url"),
+        (role_root.as_str(), "viewer, operator or admin"),
+        (float_exp.as_str(), "whole numbers"),
+        (no_sub.as_str(), "`sub`"),
+    ];
+    for (token, expected) in cases {
+        let message = auth.verify(token).unwrap_err().to_string();
+        assert!(message.contains(expected), "{token}: {message}");
+        for internal in [
+            "unknown variant",
+            "expected one of",
+            "invalid type",
+            "Json",
+            "Error(",
+        ] {
+            assert!(!message.contains(internal), "{token}: {message}");
+        }
+    }
+    Ok(())
+}
+
+#[realtest::test]
+async fn a_panicking_handler_becomes_an_internal_error() -> anyhow::Result<()> {
+    use camera_service::rpc::{catch_panic, ErrorKind};
+    let fine = catch_panic("ping", async { Ok(serde_json::json!("pong")) }).await;
+    assert_eq!(fine, Ok(serde_json::json!("pong")));
+    let panicked = catch_panic("take_snapshot", async {
+        if unix_now() > 0 {
+            panic!("index out of bounds");
+        }
+        Ok(serde_json::json!(null))
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(panicked.kind, ErrorKind::Internal);
+    assert_eq!(panicked.kind.code(), -32603);
+    assert!(panicked.message.contains("take_snapshot"), "{panicked:?}");
+    Ok(())
+}
+
+#[realtest::test]
 fn api_keys_are_stored_hashed(ctx: &mut realtest::Ctx) -> anyhow::Result<()> {
     let dir = ctx.temp_dir()?;
     let file = dir.join("keys.toml");

@@ -158,6 +158,11 @@ impl ServiceUnderTest {
         Authenticator::new(&self.secret).encode(claims)
     }
 
+    /// A token signed with the service's secret over any JSON claims (`nbf`, odd values).
+    pub fn token_with_json(&self, claims: &serde_json::Value) -> String {
+        Authenticator::new(&self.secret).encode_claims(claims)
+    }
+
     /// The recordings directory.
     pub fn recordings_dir(&self) -> PathBuf {
         self.data_dir.join("recordings")

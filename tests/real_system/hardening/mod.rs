@@ -1,0 +1,5 @@
+//! The service against hostile and careless clients (issue 10): each test makes one attack for
+//! real against the service binary on loopback — bounded in count and time — and asserts the
+//! documented outcome, never how fast it came. Names: `real_hardening_<what>`.
+
+mod auth;
