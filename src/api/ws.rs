@@ -23,6 +23,8 @@ const OUTGOING_QUEUE: usize = 64;
 const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code at shutdown ("going away").
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a text message that is not UTF-8 ("invalid frame payload data").
+const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 /// Close code for a protocol violation.
 const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 
@@ -101,17 +103,13 @@ async fn connection(
                 }
                 Some(Ok(Message::Binary(_))) => {
                     let error = RpcError::new(ErrorKind::InvalidRequest, "Invalid Request: binary frames are not supported");
-                    send_json(&out_tx, rpc::failure(&Value::Null, &error)).await;
+                    send_text(&out_tx, rpc::failure(&rpc::RequestId::null(), &error)).await;
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | None => break,
                 Some(Err(e)) => {
                     let e_text = e.to_string();
-                    let (code, reason) = if is_too_big(e) {
-                        (CLOSE_TOO_BIG, "message too big")
-                    } else {
-                        (CLOSE_PROTOCOL_ERROR, "protocol error")
-                    };
+                    let (code, reason) = close_for(e);
                     tracing::debug!(code, reason, "closing connection: {e_text}");
                     let _ = out_tx.send(close(code, reason)).await;
                     break;
@@ -148,7 +146,7 @@ async fn handle_text(
         Ok(request) => request,
         Err(rpc::EnvelopeError { id, error }) => {
             service.metrics.request_done(started.elapsed(), true);
-            send_json(out_tx, rpc::failure(&id, &error)).await;
+            send_text(out_tx, rpc::failure(&id, &error)).await;
             return;
         }
     };
@@ -156,7 +154,7 @@ async fn handle_text(
         service.metrics.request_done(started.elapsed(), true);
         if let Some(id) = &request.id {
             let error = RpcError::new(ErrorKind::RateLimited, "Rate limit exceeded");
-            send_json(out_tx, rpc::failure(id, &error)).await;
+            send_text(out_tx, rpc::failure(id, &error)).await;
         }
         return;
     }
@@ -180,7 +178,7 @@ async fn handle_text(
                 Ok(value) => rpc::success(id, value),
                 Err(error) => rpc::failure(id, &error),
             };
-            send_json(&out_tx, reply).await;
+            send_text(&out_tx, reply).await;
         }
     };
     if inline {
@@ -191,9 +189,11 @@ async fn handle_text(
 }
 
 async fn send_json(out_tx: &mpsc::Sender<Message>, value: Value) {
-    let _ = out_tx
-        .send(Message::Text(Utf8Bytes::from(value.to_string())))
-        .await;
+    send_text(out_tx, value.to_string()).await;
+}
+
+async fn send_text(out_tx: &mpsc::Sender<Message>, text: String) {
+    let _ = out_tx.send(Message::Text(Utf8Bytes::from(text))).await;
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
@@ -203,10 +203,11 @@ fn close(code: u16, reason: &'static str) -> Message {
     }))
 }
 
-fn is_too_big(error: axum::Error) -> bool {
-    let inner = error.into_inner();
-    matches!(
-        inner.downcast_ref::<tungstenite::Error>(),
-        Some(tungstenite::Error::Capacity(_))
-    )
+/// The close code and reason for a failed read (RFC 6455 §7.4.1).
+fn close_for(error: axum::Error) -> (u16, &'static str) {
+    match error.into_inner().downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => (CLOSE_TOO_BIG, "message too big"),
+        Some(tungstenite::Error::Utf8(_)) => (CLOSE_INVALID_PAYLOAD, "text message is not UTF-8"),
+        _ => (CLOSE_PROTOCOL_ERROR, "protocol error"),
+    }
 }

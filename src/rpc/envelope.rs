@@ -1,11 +1,53 @@
 //! JSON-RPC 2.0 framing: parsing requests and building responses and notifications.
+//!
+//! Request ids are kept as the client wrote them and echoed verbatim: a number such as
+//! `10000000000000000000000000000000000000000` does not fit any machine number and would come
+//! back as `1e+40` after a round trip through `serde_json::Value`.
 
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::error::{ErrorKind, RpcError};
 
-/// A request id: a string, a number or null. Absent ids make a notification.
-pub type RequestId = Value;
+/// A request id exactly as sent: a JSON string, number or null. Absent ids make a notification.
+#[derive(Debug, Clone)]
+pub struct RequestId(Box<RawValue>);
+
+impl RequestId {
+    /// The `null` id of replies to requests whose id is unknown.
+    pub fn null() -> Self {
+        Self(RawValue::from_string("null".to_owned()).expect("null is JSON"))
+    }
+
+    /// `text` as an id when it is one JSON string, number or null.
+    pub fn parse(text: &str) -> Option<Self> {
+        let raw: Box<RawValue> = serde_json::from_str(text).ok()?;
+        let is_id = match raw.get().as_bytes().first() {
+            Some(b'"' | b'-' | b'0'..=b'9') => true,
+            Some(b'n') => raw.get() == "null",
+            _ => false,
+        };
+        is_id.then_some(Self(raw))
+    }
+
+    /// The id's JSON text, as received.
+    pub fn as_json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The id as a JSON value (numbers beyond 64 bits lose precision; for comparisons and logs).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.as_json()).unwrap_or(Value::Null)
+    }
+}
+
+impl PartialEq for RequestId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_json() == other.as_json()
+    }
+}
 
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,41 +71,51 @@ pub struct EnvelopeError {
 
 /// Parses one text message. Batches are refused with −32600 (the service does not batch).
 pub fn parse_request(text: &str) -> Result<Request, EnvelopeError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| EnvelopeError {
-        id: Value::Null,
+    let parse_error = |e: serde_json::Error| EnvelopeError {
+        id: RequestId::null(),
         error: RpcError::new(ErrorKind::ParseError, format!("Parse error: {e}")),
-    })?;
+    };
     let invalid = |id: RequestId, why: &str| EnvelopeError {
         id,
         error: RpcError::new(ErrorKind::InvalidRequest, format!("Invalid Request: {why}")),
     };
-    let Value::Object(mut object) = value else {
-        let why = if value.is_array() {
-            "batch requests are not supported"
-        } else {
-            "a request must be a JSON object"
-        };
-        return Err(invalid(Value::Null, why));
-    };
-    let id = match object.remove("id") {
-        None => None,
-        Some(id @ (Value::String(_) | Value::Number(_) | Value::Null)) => Some(id),
-        Some(_) => {
+    let message: &RawValue = serde_json::from_str(text).map_err(parse_error)?;
+    let mut object: HashMap<String, &RawValue> = match message.get().as_bytes().first() {
+        Some(b'{') => serde_json::from_str(message.get()).map_err(parse_error)?,
+        Some(b'[') => {
             return Err(invalid(
-                Value::Null,
-                "`id` must be a string, number or null",
+                RequestId::null(),
+                "batch requests are not supported",
+            ))
+        }
+        _ => {
+            return Err(invalid(
+                RequestId::null(),
+                "a request must be a JSON object",
             ))
         }
     };
-    let reply_id = id.clone().unwrap_or(Value::Null);
-    if object.get("jsonrpc") != Some(&Value::String("2.0".into())) {
+    let id =
+        match object.remove("id") {
+            None => None,
+            Some(raw) => Some(RequestId::parse(raw.get()).ok_or_else(|| {
+                invalid(RequestId::null(), "`id` must be a string, number or null")
+            })?),
+        };
+    let reply_id = id.clone().unwrap_or_else(RequestId::null);
+    let member = |object: &mut HashMap<String, &RawValue>, name: &str| {
+        object
+            .remove(name)
+            .map(|raw| serde_json::from_str::<Value>(raw.get()).expect("a parsed member is JSON"))
+    };
+    if member(&mut object, "jsonrpc") != Some(Value::String("2.0".into())) {
         return Err(invalid(reply_id, "`jsonrpc` must be \"2.0\""));
     }
-    let method = match object.remove("method") {
+    let method = match member(&mut object, "method") {
         Some(Value::String(method)) => method,
         _ => return Err(invalid(reply_id, "`method` must be a string")),
     };
-    let params = match object.remove("params") {
+    let params = match member(&mut object, "params") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(params)) => params,
         Some(_) => {
@@ -79,14 +131,21 @@ pub fn parse_request(text: &str) -> Result<Request, EnvelopeError> {
     Ok(Request { id, method, params })
 }
 
-/// A success response.
-pub fn success(id: &RequestId, result: Value) -> Value {
-    json!({ "jsonrpc": "2.0", "id": id, "result": result })
+/// A success response, as JSON text.
+pub fn success(id: &RequestId, result: Value) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{result}}}"#,
+        id.as_json()
+    )
 }
 
-/// An error response.
-pub fn failure(id: &RequestId, error: &RpcError) -> Value {
-    json!({ "jsonrpc": "2.0", "id": id, "error": error.to_json() })
+/// An error response, as JSON text.
+pub fn failure(id: &RequestId, error: &RpcError) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{},"error":{}}}"#,
+        id.as_json(),
+        error.to_json()
+    )
 }
 
 /// A server-to-client notification.

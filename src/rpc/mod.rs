@@ -7,6 +7,8 @@ mod methods;
 mod params;
 
 pub use dispatch::{dispatch, Session};
-pub use envelope::{failure, notification, parse_request, success, EnvelopeError, Request};
+pub use envelope::{
+    failure, notification, parse_request, success, EnvelopeError, Request, RequestId,
+};
 pub use error::{catch_panic, ErrorKind, RpcError};
 pub use methods::Method;

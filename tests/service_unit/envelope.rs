@@ -2,7 +2,7 @@
 
 use camera_service::auth::Role;
 use camera_service::rpc::{
-    failure, notification, parse_request, success, ErrorKind, Method, RpcError,
+    failure, notification, parse_request, success, ErrorKind, Method, RequestId, RpcError,
 };
 use serde_json::json;
 
@@ -12,16 +12,16 @@ fn requests_and_notifications_parse() -> anyhow::Result<()> {
         r#"{"jsonrpc":"2.0","id":"x1","method":"take_snapshot","params":{"device":"camera0"}}"#,
     )
     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    assert_eq!(request.id, Some(json!("x1")));
+    assert_eq!(request.id.map(|id| id.to_value()), Some(json!("x1")));
     assert_eq!(request.method, "take_snapshot");
     assert_eq!(request.params["device"], "camera0");
     let note = parse_request(r#"{"jsonrpc":"2.0","method":"ping"}"#)
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    assert_eq!(note.id, None, "no id: a notification, no reply");
+    assert!(note.id.is_none(), "no id: a notification, no reply");
     assert!(note.params.is_empty());
     let null_id = parse_request(r#"{"jsonrpc":"2.0","id":null,"method":"ping","params":null}"#)
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    assert_eq!(null_id.id, Some(json!(null)));
+    assert_eq!(null_id.id.map(|id| id.to_value()), Some(json!(null)));
     Ok(())
 }
 
@@ -48,20 +48,55 @@ fn bad_envelopes_get_the_right_code_and_id() -> anyhow::Result<()> {
     for (text, code, id) in cases {
         let error = parse_request(text).expect_err(text);
         assert_eq!(error.error.kind.code(), code, "{text}");
-        assert_eq!(error.id, id, "{text}");
+        assert_eq!(error.id.to_value(), id, "{text}");
+    }
+    Ok(())
+}
+
+#[realtest::test]
+fn ids_are_echoed_exactly_as_sent() -> anyhow::Result<()> {
+    for id in [
+        "10000000000000000000000000000000000000000",
+        "-12345678901234567890123",
+        "1.50",
+        "1e2",
+        r#""caf\u00e9""#,
+        "null",
+    ] {
+        let request = parse_request(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let reply_id = request.id.expect("an id");
+        assert_eq!(reply_id.as_json(), id);
+        assert!(
+            success(&reply_id, json!("pong")).contains(&format!(r#""id":{id},"#)),
+            "{id}"
+        );
+    }
+    // An envelope error after the id was read still echoes it exactly.
+    let error =
+        parse_request(r#"{"id":10000000000000000000000000000000000000001,"method":"ping"}"#)
+            .expect_err("no jsonrpc member");
+    assert_eq!(
+        error.id.as_json(),
+        "10000000000000000000000000000000000000001"
+    );
+    for not_an_id in ["true", "[1]", r#"{"a":1}"#] {
+        assert!(RequestId::parse(not_an_id).is_none(), "{not_an_id}");
     }
     Ok(())
 }
 
 #[realtest::test]
 fn responses_have_the_json_rpc_shape() -> anyhow::Result<()> {
+    let id = |text: &str| RequestId::parse(text).expect("an id");
+    let parsed = |text: String| serde_json::from_str::<serde_json::Value>(&text).expect("JSON");
     assert_eq!(
-        success(&json!(1), json!("pong")),
+        parsed(success(&id("1"), json!("pong"))),
         json!({"jsonrpc":"2.0","id":1,"result":"pong"})
     );
     let error = RpcError::new(ErrorKind::CameraNotFound, "Camera not found: `x`");
     assert_eq!(
-        failure(&json!("a"), &error),
+        parsed(failure(&id(r#""a""#), &error)),
         json!({"jsonrpc":"2.0","id":"a","error":{"code":-32004,"message":"Camera not found: `x`"}})
     );
     assert_eq!(

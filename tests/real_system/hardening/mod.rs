@@ -3,3 +3,4 @@
 //! documented outcome, never how fast it came. Names: `real_hardening_<what>`.
 
 mod auth;
+mod protocol;
