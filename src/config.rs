@@ -55,6 +55,9 @@ pub struct ServerConfig {
     pub rate_limit_burst: u32,
     /// Time allowed for a graceful shutdown before children are killed. Default: `5s`.
     pub shutdown_timeout: ConfigDuration,
+    /// Longest time one outgoing message may wait for the client to take it (its socket full
+    /// because it does not read); past it the connection is dropped. Default: `30s`.
+    pub write_timeout: ConfigDuration,
 }
 
 /// `[storage]`
@@ -189,6 +192,7 @@ impl Default for ServerConfig {
             rate_limit_per_second: 50,
             rate_limit_burst: 100,
             shutdown_timeout: ConfigDuration::secs(5),
+            write_timeout: ConfigDuration::secs(30),
         }
     }
 }
@@ -395,6 +399,12 @@ impl Config {
             return Err(fail(
                 "server.rate_limit_per_second",
                 "must be at least 1".into(),
+            ));
+        }
+        if self.server.write_timeout.0 < Duration::from_millis(100) {
+            return Err(fail(
+                "server.write_timeout",
+                "must be at least 100ms".into(),
             ));
         }
         if self.storage.data_dir.as_os_str().is_empty() {

@@ -2,6 +2,7 @@
 //! downloads under `/files/`.
 
 mod files;
+mod outbox;
 mod rate_limit;
 mod server;
 mod ws;

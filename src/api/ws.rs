@@ -1,5 +1,16 @@
 //! One WebSocket connection: the connection slot, the upgrade-time bearer token, the read loop
-//! with message size and rate limits, a writer task, and notification forwarding.
+//! with message size and rate limits, notification forwarding, and the bounds that keep one
+//! client from holding more than its share:
+//!
+//! - **Requests in flight**: at most [`MAX_IN_FLIGHT`] requests of one connection are being
+//!   handled or waiting to queue their reply. The read loop takes a slot *before* it reads the
+//!   next message, so past the bound it stops reading and TCP pushes back on the client.
+//! - **Outgoing bytes and write stalls**: replies and notifications go through the connection's
+//!   [`Outbox`] (at most [`QUEUE_BYTES`](super::outbox::QUEUE_BYTES) queued; a client that takes nothing for
+//!   `server.write_timeout` is dropped).
+//!
+//! So one connection holds at most `MAX_IN_FLIGHT` requests (each at most
+//! `server.max_message_bytes`) plus `QUEUE_BYTES` of output, whatever its client does.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,17 +19,17 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
-use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
+use futures_util::StreamExt;
+use tokio::sync::{broadcast, OwnedSemaphorePermit, Semaphore};
 
+use super::outbox::Outbox;
 use super::rate_limit::RateLimiter;
 use super::server::ApiState;
 use crate::auth::Caller;
 use crate::rpc::{self, ErrorKind, RpcError, Session};
 
-/// Outgoing messages queued per connection before the reader waits for the writer.
-const OUTGOING_QUEUE: usize = 64;
+/// Requests of one connection handled at once; past it the connection is not read.
+pub const MAX_IN_FLIGHT: usize = 32;
 /// Close code for a message over the size limit (RFC 6455 "message too big").
 const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code at shutdown ("going away").
@@ -70,55 +81,56 @@ async fn connection(
     let service = Arc::clone(&state.service);
     service.metrics.connection_opened();
     let session = Arc::new(Session::new(caller));
-    let (mut sink, mut stream) = socket.split();
-    let (out_tx, mut out_rx) = mpsc::channel::<Message>(OUTGOING_QUEUE);
-    let writer = tokio::spawn(async move {
-        while let Some(message) = out_rx.recv().await {
-            let closing = matches!(message, Message::Close(_));
-            if sink.send(message).await.is_err() || closing {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let (sink, mut stream) = socket.split();
     let config = &service.config.server;
+    let (outbox, writer) = Outbox::start(sink, config.write_timeout.0, &state.shutdown);
     let mut limiter = RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst);
     let mut notifications = service.notifier.subscribe();
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut next_slot: Option<OwnedSemaphorePermit> = None;
     loop {
         tokio::select! {
             biased;
             () = state.shutdown.cancelled() => {
-                // Deliver what was broadcast before shutdown (e.g. final recording updates).
+                // Deliver what was broadcast before shutdown (e.g. final recording updates), as
+                // far as the queue takes it without waiting.
                 while let Ok(note) = notifications.try_recv() {
                     if session.may_receive_notifications() {
-                        send_json(&out_tx, rpc::notification(note.method, note.params)).await;
+                        outbox.try_send_text(rpc::notification(note.method, note.params).to_string());
                     }
                 }
-                let _ = out_tx.send(close(CLOSE_GOING_AWAY, "service shutting down")).await;
+                outbox.send_control(close(CLOSE_GOING_AWAY, "service shutting down"));
                 break;
             }
-            incoming = stream.next() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    handle_text(&state, &session, &mut limiter, &out_tx, text.as_str()).await;
+            () = outbox.closing() => break,
+            slot = Arc::clone(&in_flight).acquire_owned(), if next_slot.is_none() => {
+                next_slot = slot.ok();
+            }
+            incoming = stream.next(), if next_slot.is_some() => {
+                let slot = next_slot.take().expect("guarded by the branch condition");
+                match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        handle_text(&state, &session, &mut limiter, &outbox, text.as_str(), slot).await;
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let error = RpcError::new(ErrorKind::InvalidRequest, "Invalid Request: binary frames are not supported");
+                        outbox.send_text(rpc::failure(&rpc::RequestId::null(), &error)).await;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(e)) => {
+                        let e_text = e.to_string();
+                        let (code, reason) = close_for(e);
+                        tracing::debug!(code, reason, "closing connection: {e_text}");
+                        outbox.send_control(close(code, reason));
+                        break;
+                    }
                 }
-                Some(Ok(Message::Binary(_))) => {
-                    let error = RpcError::new(ErrorKind::InvalidRequest, "Invalid Request: binary frames are not supported");
-                    send_text(&out_tx, rpc::failure(&rpc::RequestId::null(), &error)).await;
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | None => break,
-                Some(Err(e)) => {
-                    let e_text = e.to_string();
-                    let (code, reason) = close_for(e);
-                    tracing::debug!(code, reason, "closing connection: {e_text}");
-                    let _ = out_tx.send(close(code, reason)).await;
-                    break;
-                }
-            },
+            }
             note = notifications.recv() => match note {
                 Ok(note) => {
                     if session.may_receive_notifications() {
-                        send_json(&out_tx, rpc::notification(note.method, note.params)).await;
+                        outbox.send_text(rpc::notification(note.method, note.params).to_string()).await;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -128,17 +140,19 @@ async fn connection(
             },
         }
     }
-    drop(out_tx);
-    let _ = writer.await;
+    writer.finish(&outbox).await;
     service.metrics.connection_closed();
 }
 
+/// Handles one text message. `slot` (one of [`MAX_IN_FLIGHT`]) is held until the reply is
+/// queued.
 async fn handle_text(
     state: &ApiState,
     session: &Arc<Session>,
     limiter: &mut RateLimiter,
-    out_tx: &mpsc::Sender<Message>,
+    outbox: &Outbox,
     text: &str,
+    slot: OwnedSemaphorePermit,
 ) {
     let service = &state.service;
     let started = Instant::now();
@@ -146,7 +160,7 @@ async fn handle_text(
         Ok(request) => request,
         Err(rpc::EnvelopeError { id, error }) => {
             service.metrics.request_done(started.elapsed(), true);
-            send_text(out_tx, rpc::failure(&id, &error)).await;
+            outbox.send_text(rpc::failure(&id, &error)).await;
             return;
         }
     };
@@ -154,7 +168,7 @@ async fn handle_text(
         service.metrics.request_done(started.elapsed(), true);
         if let Some(id) = &request.id {
             let error = RpcError::new(ErrorKind::RateLimited, "Rate limit exceeded");
-            send_text(out_tx, rpc::failure(id, &error)).await;
+            outbox.send_text(rpc::failure(id, &error)).await;
         }
         return;
     }
@@ -163,7 +177,7 @@ async fn handle_text(
     let inline = request.method == rpc::Method::Authenticate.name();
     let service = Arc::clone(service);
     let session = Arc::clone(session);
-    let out_tx = out_tx.clone();
+    let outbox = outbox.clone();
     let task = async move {
         let result =
             rpc::catch_panic(&request.method, rpc::dispatch(&service, &session, &request)).await;
@@ -173,27 +187,23 @@ async fn handle_text(
         if let Err(e) = &result {
             tracing::debug!(method = %request.method, code = e.kind.code(), "request failed: {e}");
         }
-        if let Some(id) = &request.id {
+        // Only the reply waits for the queue, not the request (its params may be large).
+        let rpc::Request { id, .. } = request;
+        if let Some(id) = id {
             let reply = match result {
-                Ok(value) => rpc::success(id, value),
-                Err(error) => rpc::failure(id, &error),
+                Ok(value) => rpc::success(&id, value),
+                Err(error) => rpc::failure(&id, &error),
             };
-            send_text(&out_tx, reply).await;
+            drop(id);
+            outbox.send_text(reply).await;
         }
+        drop(slot);
     };
     if inline {
         task.await;
     } else {
         tokio::spawn(task);
     }
-}
-
-async fn send_json(out_tx: &mpsc::Sender<Message>, value: Value) {
-    send_text(out_tx, value.to_string()).await;
-}
-
-async fn send_text(out_tx: &mpsc::Sender<Message>, text: String) {
-    let _ = out_tx.send(Message::Text(Utf8Bytes::from(text))).await;
 }
 
 fn close(code: u16, reason: &'static str) -> Message {

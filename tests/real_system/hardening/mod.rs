@@ -3,4 +3,5 @@
 //! documented outcome, never how fast it came. Names: `real_hardening_<what>`.
 
 mod auth;
+mod memory;
 mod protocol;
