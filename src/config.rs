@@ -58,6 +58,14 @@ pub struct ServerConfig {
     /// Longest time one outgoing message may wait for the client to take it (its socket full
     /// because it does not read); past it the connection is dropped. Default: `30s`.
     pub write_timeout: ConfigDuration,
+    /// A connection that has not authenticated this long after it opened is closed (1008).
+    /// Default: `10s`.
+    pub auth_timeout: ConfigDuration,
+    /// Interval of the WebSocket pings the service sends every connection. Default: `30s`.
+    pub ping_interval: ConfigDuration,
+    /// A connection from which nothing (not even a pong) arrived this long is closed (1001).
+    /// Default: `5m`.
+    pub idle_timeout: ConfigDuration,
 }
 
 /// `[storage]`
@@ -193,6 +201,9 @@ impl Default for ServerConfig {
             rate_limit_burst: 100,
             shutdown_timeout: ConfigDuration::secs(5),
             write_timeout: ConfigDuration::secs(30),
+            auth_timeout: ConfigDuration::secs(10),
+            ping_interval: ConfigDuration::secs(30),
+            idle_timeout: ConfigDuration::secs(300),
         }
     }
 }
@@ -401,10 +412,20 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        if self.server.write_timeout.0 < Duration::from_millis(100) {
+        for (key, value) in [
+            ("server.write_timeout", self.server.write_timeout.0),
+            ("server.auth_timeout", self.server.auth_timeout.0),
+            ("server.ping_interval", self.server.ping_interval.0),
+            ("server.idle_timeout", self.server.idle_timeout.0),
+        ] {
+            if value < Duration::from_millis(100) {
+                return Err(fail(key, "must be at least 100ms".into()));
+            }
+        }
+        if self.server.ping_interval.0 >= self.server.idle_timeout.0 {
             return Err(fail(
-                "server.write_timeout",
-                "must be at least 100ms".into(),
+                "server.ping_interval",
+                "must be shorter than server.idle_timeout (a live client answers each ping)".into(),
             ));
         }
         if self.storage.data_dir.as_os_str().is_empty() {

@@ -5,6 +5,7 @@ mod files;
 mod outbox;
 mod rate_limit;
 mod server;
+mod slots;
 mod ws;
 
 pub use rate_limit::RateLimiter;

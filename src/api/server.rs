@@ -7,9 +7,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::slots::Slots;
 use crate::service::Service;
 
 /// Shared state of all HTTP handlers.
@@ -17,8 +17,8 @@ use crate::service::Service;
 pub struct ApiState {
     /// The service.
     pub service: Arc<Service>,
-    /// One permit per allowed WebSocket connection.
-    pub connection_slots: Arc<Semaphore>,
+    /// One slot per allowed WebSocket connection.
+    pub slots: Arc<Slots>,
     /// Cancelled when the service shuts down; connections close with 1001.
     pub shutdown: CancellationToken,
 }
@@ -29,7 +29,7 @@ impl ApiState {
         let slots = service.config.server.max_connections;
         Self {
             service,
-            connection_slots: Arc::new(Semaphore::new(slots)),
+            slots: Arc::new(Slots::new(slots)),
             shutdown,
         }
     }
@@ -39,8 +39,7 @@ impl ApiState {
     /// Waits until every WebSocket connection has ended (all slots are free again). Upgraded
     /// connections are not tracked by the HTTP server's own graceful shutdown.
     pub async fn connections_closed(&self) {
-        let slots = u32::try_from(self.service.config.server.max_connections).unwrap_or(u32::MAX);
-        let _all = self.connection_slots.acquire_many(slots).await;
+        self.slots.all_free().await;
     }
 }
 

@@ -11,9 +11,20 @@
 //!
 //! So one connection holds at most `MAX_IN_FLIGHT` requests (each at most
 //! `server.max_message_bytes`) plus `QUEUE_BYTES` of output, whatever its client does.
+//!
+//! And no connection holds its slot for nothing:
+//!
+//! - **Authentication deadline**: a connection not authenticated `server.auth_timeout` after
+//!   it opened is closed with 1008; while it waits, a newcomer finding no free slot evicts it
+//!   (1013, see [`super::slots`]).
+//! - **Keepalive**: every `server.ping_interval` the service sends a ping; a connection from
+//!   which nothing at all (not even a pong) arrived for `server.idle_timeout` is closed with
+//!   1001, unless its own requests are still being handled.
 
 use std::sync::Arc;
 use std::time::Instant;
+
+use tokio::time::MissedTickBehavior;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -38,6 +49,10 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 /// Close code for a protocol violation.
 const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// Close code for a connection that did not authenticate in time ("policy violation").
+const CLOSE_POLICY: u16 = 1008;
+/// Close code for a connection evicted for a newcomer ("try again later").
+const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 
 /// The token of an `Authorization: Bearer` header.
 pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
@@ -55,8 +70,8 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let Ok(permit) = Arc::clone(&state.connection_slots).try_acquire_owned() else {
-        tracing::warn!("connection refused: max_connections reached");
+    let Some(permit) = state.slots.acquire().await else {
+        tracing::warn!("connection refused: max_connections reached, all authenticated");
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
     };
     let caller = match bearer_token(&headers) {
@@ -88,6 +103,21 @@ async fn connection(
     let mut notifications = service.notifier.subscribe();
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut next_slot: Option<OwnedSemaphorePermit> = None;
+    let mut waiting_auth = session
+        .caller()
+        .is_none()
+        .then(|| state.slots.unauthenticated());
+    let eviction = waiting_auth
+        .as_ref()
+        .map(super::slots::Unauthenticated::eviction)
+        .unwrap_or_default();
+    let auth_deadline = tokio::time::sleep(config.auth_timeout.0);
+    tokio::pin!(auth_deadline);
+    let ping_interval = config.ping_interval.0;
+    let mut keepalive =
+        tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+    keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
     loop {
         tokio::select! {
             biased;
@@ -103,14 +133,51 @@ async fn connection(
                 break;
             }
             () = outbox.closing() => break,
+            () = &mut auth_deadline, if waiting_auth.is_some() => {
+                tracing::info!("closing connection: not authenticated within server.auth_timeout");
+                let reason = format!(
+                    "authentication timeout: authenticate within {} (server.auth_timeout)",
+                    humantime::format_duration(config.auth_timeout.0)
+                );
+                outbox.send_control(close(CLOSE_POLICY, reason));
+                break;
+            }
+            () = eviction.cancelled(), if waiting_auth.is_some() => {
+                tracing::info!("closing connection: not authenticated, its slot went to a newcomer");
+                outbox.send_control(close(
+                    CLOSE_TRY_AGAIN_LATER,
+                    "all connection slots taken: a newcomer took the slot of this unauthenticated connection",
+                ));
+                break;
+            }
+            _ = keepalive.tick() => {
+                if next_slot.is_none() {
+                    // Not read because its own requests fill the in-flight bound: busy, not idle.
+                    last_heard = Instant::now();
+                }
+                if last_heard.elapsed() >= config.idle_timeout.0 {
+                    tracing::info!("closing connection: nothing received within server.idle_timeout");
+                    let reason = format!(
+                        "idle timeout: nothing received for {} (server.idle_timeout)",
+                        humantime::format_duration(config.idle_timeout.0)
+                    );
+                    outbox.send_control(close(CLOSE_GOING_AWAY, reason));
+                    break;
+                }
+                outbox.send_control(Message::Ping(Default::default()));
+            }
             slot = Arc::clone(&in_flight).acquire_owned(), if next_slot.is_none() => {
                 next_slot = slot.ok();
             }
             incoming = stream.next(), if next_slot.is_some() => {
                 let slot = next_slot.take().expect("guarded by the branch condition");
+                last_heard = Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(text))) => {
                         handle_text(&state, &session, &mut limiter, &outbox, text.as_str(), slot).await;
+                        if waiting_auth.is_some() && session.caller().is_some() {
+                            waiting_auth = None;
+                        }
                     }
                     Some(Ok(Message::Binary(_))) => {
                         let error = RpcError::new(ErrorKind::InvalidRequest, "Invalid Request: binary frames are not supported");
@@ -206,10 +273,11 @@ async fn handle_text(
     }
 }
 
-fn close(code: u16, reason: &'static str) -> Message {
+/// A close frame; `reason` must stay within the 123 bytes a close frame carries.
+fn close(code: u16, reason: impl Into<String>) -> Message {
     Message::Close(Some(CloseFrame {
         code,
-        reason: Utf8Bytes::from_static(reason),
+        reason: Utf8Bytes::from(reason.into()),
     }))
 }
 

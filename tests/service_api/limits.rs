@@ -115,14 +115,17 @@ async fn sustained_requests_are_answered_at_the_configured_rate(
     Ok(())
 }
 
+/// With every slot held by an authenticated connection a newcomer gets 503 (unauthenticated
+/// ones would be evicted for it).
 #[realtest::test(timeout = "60s")]
 async fn connections_over_the_limit_get_503(ctx: &mut realtest::Ctx) -> anyhow::Result<()> {
     let service = ServiceUnderTest::start_with(
         ctx,
         ServiceOptions::default().env("CAMERA_SERVICE_SERVER_MAX_CONNECTIONS", "2"),
     )?;
-    let mut first = WsClient::connect(&service.ws_url(), None).await?;
-    let _second = WsClient::connect(&service.ws_url(), None).await?;
+    let token = service.token(camera_service::auth::Role::Viewer);
+    let mut first = WsClient::connect(&service.ws_url(), Some(&token)).await?;
+    let _second = WsClient::connect(&service.ws_url(), Some(&token)).await?;
     let addr = service.addr;
     let refused = tokio::task::spawn_blocking(move || {
         http::get(

@@ -5,3 +5,4 @@
 mod auth;
 mod memory;
 mod protocol;
+mod slots;
