@@ -66,6 +66,13 @@ pub struct ServerConfig {
     /// A connection from which nothing (not even a pong) arrived this long is closed (1001).
     /// Default: `5m`.
     pub idle_timeout: ConfigDuration,
+    /// A connection that does not deliver a request's headers this long (also while idle
+    /// between keep-alive requests) is closed. Default: `10s`.
+    pub header_read_timeout: ConfigDuration,
+    /// Connections in the HTTP phase at once (before a WebSocket upgrade, or `/health`,
+    /// `/ready`, `/files`); past it no more are accepted until one ends (1..=100000).
+    /// Default: `128`.
+    pub max_http_connections: usize,
 }
 
 /// `[storage]`
@@ -204,6 +211,8 @@ impl Default for ServerConfig {
             auth_timeout: ConfigDuration::secs(10),
             ping_interval: ConfigDuration::secs(30),
             idle_timeout: ConfigDuration::secs(300),
+            header_read_timeout: ConfigDuration::secs(10),
+            max_http_connections: 128,
         }
     }
 }
@@ -400,6 +409,12 @@ impl Config {
                 "must be in 1..=100000".into(),
             ));
         }
+        if !(1..=100_000).contains(&self.server.max_http_connections) {
+            return Err(fail(
+                "server.max_http_connections",
+                "must be in 1..=100000".into(),
+            ));
+        }
         if self.server.max_message_bytes < 1024 {
             return Err(fail(
                 "server.max_message_bytes",
@@ -417,6 +432,10 @@ impl Config {
             ("server.auth_timeout", self.server.auth_timeout.0),
             ("server.ping_interval", self.server.ping_interval.0),
             ("server.idle_timeout", self.server.idle_timeout.0),
+            (
+                "server.header_read_timeout",
+                self.server.header_read_timeout.0,
+            ),
         ] {
             if value < Duration::from_millis(100) {
                 return Err(fail(key, "must be at least 100ms".into()));

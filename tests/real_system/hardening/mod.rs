@@ -6,3 +6,4 @@ mod auth;
 mod memory;
 mod protocol;
 mod slots;
+mod slowloris;
