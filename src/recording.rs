@@ -15,7 +15,7 @@ use crate::camera::{CameraInfo, CameraRegistry, CameraStatus};
 use crate::ffmpeg::FfmpegSettings;
 use crate::notify::Notifier;
 use crate::process::{self, ManagedChild, ProcessError};
-use crate::storage::{rfc3339, FileKind, Storage, StorageError};
+use crate::storage::{rfc3339, FileKind, NewFile, Storage, StorageError};
 
 /// How often start-up checks whether FFmpeg has begun writing.
 const STARTUP_POLL: Duration = Duration::from_millis(50);
@@ -75,6 +75,15 @@ pub enum RecordingError {
         argv: String,
         /// Last lines of stderr.
         stderr_tail: String,
+    },
+    /// The recording file could not be created (read-only or full storage, permissions).
+    #[error("recording on camera {camera} failed: {source}")]
+    Create {
+        /// Camera id.
+        camera: String,
+        /// The storage error (names the file, not the server path).
+        #[source]
+        source: StorageError,
     },
     /// A storage problem.
     #[error(transparent)]
@@ -232,29 +241,39 @@ impl Recorder {
             .then(|| self.live_frame_path(&camera.id))
             .transpose()?;
         let session_id = uuid::Uuid::new_v4().to_string();
-        let (filename, path) = {
+        let file = {
             let mut active = inner.active.lock().expect("recorder lock");
             if active.contains_key(&camera.id) {
                 return Err(RecordingError::AlreadyRecording(camera.id.clone()));
             }
-            let (filename, path) = self.new_file(&camera.id)?;
+            let file = match self.new_file(&camera.id) {
+                Ok(file) => file,
+                Err(e) => {
+                    drop(active);
+                    return Err(self.failed_start(&camera.id, e));
+                }
+            };
             active.insert(
                 camera.id.clone(),
                 Active {
-                    filename: filename.clone(),
+                    filename: file.name().to_owned(),
                     live_frame: live_frame.clone(),
                     stop_tx,
                     stopping: false,
                 },
             );
-            (filename, path)
+            file
         };
-        let spec = inner
-            .ffmpeg
-            .recording(&camera.source, duration, &path, live_frame.as_deref());
+        let filename = file.name().to_owned();
+        let spec = inner.ffmpeg.recording(
+            &camera.source,
+            duration,
+            &file.writer_path(),
+            live_frame.as_deref(),
+        );
         let started_at = SystemTime::now();
         let child = match self
-            .spawn_and_wait_for_output(&camera.id, &spec, &path)
+            .spawn_and_wait_for_output(&camera.id, &spec, &file)
             .await
         {
             Ok(child) => child,
@@ -265,11 +284,8 @@ impl Recorder {
                     .expect("recorder lock")
                     .remove(&camera.id);
                 // Whatever FFmpeg wrote before failing is not a recording.
-                let _ = std::fs::remove_file(&path);
-                inner.cameras.update_status(&camera.id, |status| {
-                    presence::after_media_failure(status, MediaFailure::Failed)
-                });
-                return Err(e);
+                file.discard();
+                return Err(self.failed_start(&camera.id, e));
             }
         };
         inner
@@ -296,7 +312,7 @@ impl Recorder {
             camera: camera.id.clone(),
             session_id,
             filename,
-            path,
+            file,
             started_at,
             started: Instant::now(),
             duration,
@@ -343,26 +359,37 @@ impl Recorder {
         }
     }
 
-    fn new_file(&self, camera: &str) -> Result<(String, PathBuf), RecordingError> {
-        let stamp = chrono::Local::now().format("%Y-%m-%d_%H-%M-%S");
-        for n in 0u32.. {
-            let filename = match n {
-                0 => format!("{camera}_{stamp}.mp4"),
-                n => format!("{camera}_{stamp}_{n}.mp4"),
-            };
-            let path = self.inner.storage.path_of(FileKind::Recording, &filename)?;
-            if !path.exists() {
-                return Ok((filename, path));
-            }
-        }
-        unreachable!("an unbounded counter always finds a free name")
+    /// Creates `<camera>_<local time>.mp4` (`_1`, `_2`, … when taken), new, never through a link.
+    fn new_file(&self, camera: &str) -> Result<NewFile, RecordingError> {
+        let stem = format!(
+            "{camera}_{}",
+            chrono::Local::now().format("%Y-%m-%d_%H-%M-%S")
+        );
+        self.inner
+            .storage
+            .create_unique(FileKind::Recording, &stem, "mp4")
+            .map_err(|e| match e {
+                e @ StorageError::Create { .. } => RecordingError::Create {
+                    camera: camera.to_owned(),
+                    source: e,
+                },
+                e => RecordingError::Storage(e),
+            })
+    }
+
+    /// Records a failed start in the camera's status and returns the error.
+    fn failed_start(&self, camera: &str, error: RecordingError) -> RecordingError {
+        self.inner.cameras.update_status(camera, |status| {
+            presence::after_media_failure(status, MediaFailure::Failed)
+        });
+        error
     }
 
     async fn spawn_and_wait_for_output(
         &self,
         camera: &str,
         spec: &process::CommandSpec,
-        path: &std::path::Path,
+        file: &NewFile,
     ) -> Result<ManagedChild, RecordingError> {
         let ffmpeg_error = |source| RecordingError::Ffmpeg {
             camera: camera.to_owned(),
@@ -371,7 +398,7 @@ impl Recorder {
         let mut child = process::spawn(spec).map_err(ffmpeg_error)?;
         let deadline = tokio::time::Instant::now() + self.inner.limits.start_timeout;
         loop {
-            if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+            if !file.is_empty() {
                 return Ok(child);
             }
             tokio::select! {
@@ -402,7 +429,7 @@ struct Supervisor {
     camera: String,
     session_id: String,
     filename: String,
-    path: PathBuf,
+    file: NewFile,
     started_at: SystemTime,
     started: Instant,
     duration: Option<Duration>,
@@ -472,12 +499,16 @@ impl Supervisor {
 
     async fn finish(self, ack: Option<oneshot::Sender<Finished>>, error: Option<String>) {
         let inner = &self.recorder.inner;
-        let file_size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let file_size = self.file.len();
         let writing = self.started.elapsed().as_secs_f64();
         // Bounded by one stop step: this also runs while the service shuts down.
-        let duration = media_duration(&inner.ffmpeg, &self.path, inner.limits.stop_grace)
-            .await
-            .unwrap_or(writing);
+        let duration = media_duration(
+            &inner.ffmpeg,
+            &self.file.writer_path(),
+            inner.limits.stop_grace,
+        )
+        .await
+        .unwrap_or(writing);
         let finished = Finished {
             session_id: self.session_id,
             filename: self.filename,

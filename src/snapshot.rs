@@ -1,5 +1,5 @@
-//! Snapshots with the direct FFmpeg backend: one still image per call, written into
-//! `snapshots/` under a validated name.
+//! Snapshots with the direct FFmpeg backend: one still image per call, written into a file of
+//! `snapshots/` the service created new (see [`NewFile`]) under a validated name.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use crate::camera::{CameraInfo, CameraRegistry, CameraStatus};
 use crate::ffmpeg::{FfmpegSettings, ImageFormat};
 use crate::process::{self, ProcessError};
 use crate::recording::Recorder;
-use crate::storage::{rfc3339, FileKind, Storage, StorageError};
+use crate::storage::{rfc3339, FileKind, NewFile, Storage, StorageError};
 
 /// Delay between attempts to read a recording's live frame.
 const LIVE_FRAME_RETRY: Duration = Duration::from_millis(200);
@@ -52,6 +52,21 @@ pub enum SnapshotError {
         #[source]
         source: ProcessError,
     },
+    /// The snapshot file could not be created or written (read-only or full storage).
+    #[error("snapshot of camera {camera} failed: {source}")]
+    Create {
+        /// Camera id.
+        camera: String,
+        /// The storage error (names the file, not the server path).
+        #[source]
+        source: StorageError,
+    },
+    /// FFmpeg succeeded but wrote nothing.
+    #[error("snapshot of camera {camera} failed: FFmpeg wrote no image")]
+    Empty {
+        /// Camera id.
+        camera: String,
+    },
     /// The recording pipeline of a single-reader camera has not produced a frame in time.
     #[error("camera {camera} is recording and its recording produced no frame within {}",
         humantime::format_duration(*timeout))]
@@ -91,27 +106,45 @@ impl Snapshotter {
         }
     }
 
-    /// The file name a request will use: the client's (with extension) or a timestamped one.
-    pub fn file_name(camera: &str, request: &SnapshotRequest) -> String {
+    /// Creates the file a request writes: the client's name (with the extension added when
+    /// missing; a taken name is [`StorageError::Exists`]) or a timestamped one, made unique with
+    /// a counter when another snapshot of the same millisecond has it.
+    fn create_file(
+        &self,
+        camera: &str,
+        request: &SnapshotRequest,
+    ) -> Result<NewFile, SnapshotError> {
         let extension = request.format.extension();
-        match &request.filename {
+        let created = match &request.filename {
             Some(name) => {
                 let lower = name.to_ascii_lowercase();
                 let has_extension = match request.format {
                     ImageFormat::Jpeg => lower.ends_with(".jpg") || lower.ends_with(".jpeg"),
                     ImageFormat::Png => lower.ends_with(".png"),
                 };
-                if has_extension {
+                let name = if has_extension {
                     name.clone()
                 } else {
                     format!("{name}.{extension}")
-                }
+                };
+                self.storage.create(FileKind::Snapshot, &name)
             }
-            None => format!(
-                "{camera}_snapshot_{}.{extension}",
-                chrono::Local::now().format("%Y-%m-%d_%H-%M-%S-%3f")
-            ),
-        }
+            None => {
+                let stem = format!(
+                    "{camera}_snapshot_{}",
+                    chrono::Local::now().format("%Y-%m-%d_%H-%M-%S-%3f")
+                );
+                self.storage
+                    .create_unique(FileKind::Snapshot, &stem, extension)
+            }
+        };
+        created.map_err(|e| match e {
+            e @ StorageError::Create { .. } => SnapshotError::Create {
+                camera: camera.to_owned(),
+                source: e,
+            },
+            e => SnapshotError::Storage(e),
+        })
     }
 
     /// Takes one snapshot of `camera`.
@@ -120,20 +153,26 @@ impl Snapshotter {
         camera: &CameraInfo,
         request: &SnapshotRequest,
     ) -> Result<Snapshot, SnapshotError> {
-        let filename = Self::file_name(&camera.id, request);
-        let path = self.storage.path_of(FileKind::Snapshot, &filename)?;
         let taken_at = SystemTime::now();
+        let file = match self.create_file(&camera.id, request) {
+            Ok(file) => file,
+            Err(error @ SnapshotError::Storage(_)) => return Err(error),
+            Err(error) => return Err(self.failed(camera, error)),
+        };
         let live_frame = camera
             .source
             .is_exclusive()
             .then(|| self.recorder.live_frame(&camera.id))
             .flatten();
         let result = match live_frame {
-            Some(live) => self.copy_live_frame(camera, &live, request, &path).await,
+            Some(live) => self.copy_live_frame(camera, &live, request, &file).await,
             None => {
-                let spec =
-                    self.ffmpeg
-                        .snapshot(&camera.source, request.format, request.quality, &path);
+                let spec = self.ffmpeg.snapshot(
+                    &camera.source,
+                    request.format,
+                    request.quality,
+                    &file.writer_path(),
+                );
                 process::run(&spec, self.timeout)
                     .await
                     .map_err(|source| SnapshotError::Ffmpeg {
@@ -142,14 +181,22 @@ impl Snapshotter {
                     })
             }
         };
+        let result = result.and_then(|()| {
+            if file.is_empty() {
+                Err(SnapshotError::Empty {
+                    camera: camera.id.clone(),
+                })
+            } else {
+                Ok(())
+            }
+        });
         if let Err(error) = result {
-            self.cameras.update_status(&camera.id, |status| {
-                presence::after_media_failure(status, MediaFailure::Failed)
-            });
-            return Err(error);
+            file.discard();
+            return Err(self.failed(camera, error));
         }
         self.cameras.set_status(&camera.id, CameraStatus::Connected);
-        let file_size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let file_size = file.len();
+        let filename = file.name().to_owned();
         tracing::info!(camera = %camera.id, %filename, file_size, "snapshot taken");
         Ok(Snapshot {
             filename,
@@ -158,31 +205,60 @@ impl Snapshotter {
         })
     }
 
+    /// Records a failure in the camera's status and returns it.
+    fn failed(&self, camera: &CameraInfo, error: SnapshotError) -> SnapshotError {
+        self.cameras.update_status(&camera.id, |status| {
+            presence::after_media_failure(status, MediaFailure::Failed)
+        });
+        error
+    }
+
     /// A snapshot of a single-reader device that is recording: a copy of the recording's
     /// latest frame, re-encoded. The frame file may be caught mid-write, so a copy that does not
-    /// decode is retried until the timeout.
+    /// decode is retried until the timeout. The copy is a scratch file created new next to the
+    /// snapshots and removed after use.
     async fn copy_live_frame(
         &self,
         camera: &CameraInfo,
         live: &Path,
         request: &SnapshotRequest,
-        output: &Path,
+        output: &NewFile,
     ) -> Result<(), SnapshotError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let copy = output.with_file_name(format!(
-            ".{}.live.jpg",
-            output
-                .file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-        ));
         let mut last_error = None;
         while tokio::time::Instant::now() < deadline {
-            if std::fs::copy(live, &copy).is_ok() {
-                let spec =
-                    self.ffmpeg
-                        .convert_still(&copy, request.format, request.quality, output);
-                let result = process::run(&spec, self.timeout).await;
-                let _ = std::fs::remove_file(&copy);
+            if let Ok(frame) = std::fs::read(live) {
+                let copy = self
+                    .storage
+                    .create_scratch(FileKind::Snapshot, "live-frame")
+                    .map_err(|source| SnapshotError::Create {
+                        camera: camera.id.clone(),
+                        source,
+                    })?;
+                let written = copy.write_all(&frame);
+                let result = match written {
+                    Ok(()) => {
+                        let spec = self.ffmpeg.convert_still(
+                            &copy.writer_path(),
+                            request.format,
+                            request.quality,
+                            &output.writer_path(),
+                        );
+                        process::run(&spec, self.timeout).await
+                    }
+                    Err(e) => {
+                        copy.discard();
+                        return Err(SnapshotError::Create {
+                            camera: camera.id.clone(),
+                            source: StorageError::Io {
+                                operation: "write a copy of the live frame",
+                                path: output.path().to_owned(),
+                                source: e,
+                            },
+                        });
+                    }
+                };
+                copy.discard();
                 match result {
                     Ok(()) => return Ok(()),
                     Err(e) => last_error = Some(e),

@@ -54,6 +54,25 @@ pub enum StorageError {
         /// The file name.
         name: String,
     },
+    /// A client-chosen name that is taken (by a file, a directory or a symbolic link).
+    #[error("{kind} file `{name}` already exists; choose another name or delete it first")]
+    Exists {
+        /// `recordings` or `snapshots`.
+        kind: &'static str,
+        /// The file name.
+        name: String,
+    },
+    /// A new file could not be created (read-only or full storage, permissions).
+    #[error("cannot create {kind} file `{name}`: {source}")]
+    Create {
+        /// `recordings` or `snapshots`.
+        kind: &'static str,
+        /// The file name.
+        name: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// An I/O error on a path.
     #[error("{operation} {}: {source}", path.display())]
     Io {
@@ -136,6 +155,86 @@ impl DiskUsage {
     }
 }
 
+/// A file the service has just created for FFmpeg to fill.
+///
+/// It is created new (`O_CREAT|O_EXCL|O_NOFOLLOW`: never over an existing file, never through a
+/// symbolic link) and kept open. FFmpeg is handed [`NewFile::writer_path`],
+/// `/proc/<service pid>/fd/<n>`: opening that reaches exactly this open file, whatever has
+/// happened to its name in the directory meanwhile, so no name lookup of FFmpeg's can be raced
+/// into writing elsewhere (a path in a shared directory could be swapped for a link between
+/// creation and FFmpeg's open). The file is at its final name from the start, so a recording
+/// is visible while it runs and survives a crash of the service.
+#[derive(Debug)]
+pub struct NewFile {
+    file: std::fs::File,
+    name: String,
+    path: PathBuf,
+}
+
+impl NewFile {
+    /// Creates `path` new, refusing existing names and symbolic links.
+    fn create(path: PathBuf, name: String) -> std::io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .mode(0o644)
+            .open(&path)?;
+        Ok(Self { file, name, path })
+    }
+
+    /// The file name in its directory.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path a child process opens to write (or read) exactly this file.
+    pub fn writer_path(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            self.file.as_raw_fd()
+        ))
+    }
+
+    /// Writes `bytes` at the current position.
+    pub fn write_all(&self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        (&self.file).write_all(bytes)
+    }
+
+    /// Bytes in the file now (of the file itself, not of whatever its name points to).
+    pub fn len(&self) -> u64 {
+        self.file.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes the file (a failed snapshot or recording), if its name still refers to it.
+    pub fn discard(self) {
+        use std::os::unix::fs::MetadataExt;
+        let ours = self.file.metadata().ok().map(|m| (m.dev(), m.ino()));
+        let named = std::fs::symlink_metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        if ours.is_some() && ours == named {
+            if let Err(e) = std::fs::remove_file(&self.path) {
+                tracing::warn!(path = %self.path.display(), "cannot remove a failed file: {e}");
+            }
+        }
+    }
+}
+
 /// The storage directories.
 #[derive(Debug, Clone)]
 pub struct Storage {
@@ -174,6 +273,51 @@ impl Storage {
     /// The path of a validated client-supplied name inside `kind`'s directory.
     pub fn path_of(&self, kind: FileKind, name: &str) -> Result<PathBuf, StorageError> {
         Ok(self.dir(kind).join(validate_file_name(name)?))
+    }
+
+    /// Creates the client-chosen file `name` of `kind`; [`StorageError::Exists`] when the name
+    /// is taken.
+    pub fn create(&self, kind: FileKind, name: &str) -> Result<NewFile, StorageError> {
+        let path = self.path_of(kind, name)?;
+        NewFile::create(path, name.to_owned()).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AlreadyExists {
+                StorageError::Exists {
+                    kind: kind.dir_name(),
+                    name: name.to_owned(),
+                }
+            } else {
+                create_error(kind, name, source)
+            }
+        })
+    }
+
+    /// Creates the first free name of `stem.extension`, `stem_1.extension`, `stem_2…` in
+    /// `kind`'s directory (service-chosen names never collide, never reuse a taken name).
+    pub fn create_unique(
+        &self,
+        kind: FileKind,
+        stem: &str,
+        extension: &str,
+    ) -> Result<NewFile, StorageError> {
+        for n in 0u32.. {
+            let name = match n {
+                0 => format!("{stem}.{extension}"),
+                n => format!("{stem}_{n}.{extension}"),
+            };
+            match self.create(kind, &name) {
+                Err(StorageError::Exists { .. }) => continue,
+                other => return other,
+            }
+        }
+        unreachable!("an unbounded counter always finds a free name")
+    }
+
+    /// A hidden scratch file in `kind`'s directory (same filesystem), created new; for
+    /// intermediate copies that are discarded after use.
+    pub fn create_scratch(&self, kind: FileKind, purpose: &str) -> Result<NewFile, StorageError> {
+        let name = format!(".{purpose}-{}", uuid::Uuid::new_v4().simple());
+        let path = self.dir(kind).join(&name);
+        NewFile::create(path, name.clone()).map_err(|source| create_error(kind, &name, source))
     }
 
     /// The path of an existing file, or [`StorageError::NotFound`].
@@ -300,6 +444,14 @@ impl Storage {
             }
         }
         Ok((deleted, freed))
+    }
+}
+
+fn create_error(kind: FileKind, name: &str, source: std::io::Error) -> StorageError {
+    StorageError::Create {
+        kind: kind.dir_name(),
+        name: name.to_owned(),
+        source,
     }
 }
 

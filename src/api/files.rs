@@ -41,9 +41,11 @@ pub async fn download(
         Err(e @ StorageError::NotFound { .. }) => {
             return (StatusCode::NOT_FOUND, e.to_string()).into_response()
         }
-        Err(e @ StorageError::Io { .. }) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
-        }
+        Err(
+            e @ (StorageError::Io { .. }
+            | StorageError::Exists { .. }
+            | StorageError::Create { .. }),
+        ) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     };
     let file = match tokio::fs::File::open(&path).await {
         Ok(file) => file,

@@ -117,9 +117,11 @@ impl From<crate::storage::StorageError> for RpcError {
     fn from(e: crate::storage::StorageError) -> Self {
         use crate::storage::StorageError;
         let kind = match &e {
-            StorageError::InvalidName { .. } => ErrorKind::InvalidParams,
+            StorageError::InvalidName { .. } | StorageError::Exists { .. } => {
+                ErrorKind::InvalidParams
+            }
             StorageError::NotFound { .. } => ErrorKind::FileNotFound,
-            StorageError::Io { .. } => ErrorKind::Internal,
+            StorageError::Create { .. } | StorageError::Io { .. } => ErrorKind::Internal,
         };
         Self::new(kind, e.to_string())
     }
@@ -134,6 +136,7 @@ impl From<crate::recording::RecordingError> for RpcError {
                 Self::new(ErrorKind::InvalidState, e.to_string())
             }
             RecordingError::StorageFull { .. } => Self::new(ErrorKind::StorageFull, e.to_string()),
+            RecordingError::Create { .. } => Self::new(ErrorKind::MediaBackend, e.to_string()),
             RecordingError::Ffmpeg { camera, source } => {
                 tracing::warn!(%camera, "recording failed: {source}");
                 Self::new(
@@ -171,7 +174,11 @@ impl From<crate::snapshot::SnapshotError> for RpcError {
                     format!("snapshot of camera {camera} failed: {}", source.summary()),
                 )
             }
-            SnapshotError::NoLiveFrame { .. } => Self::new(ErrorKind::MediaBackend, e.to_string()),
+            SnapshotError::Create { .. }
+            | SnapshotError::Empty { .. }
+            | SnapshotError::NoLiveFrame { .. } => {
+                Self::new(ErrorKind::MediaBackend, e.to_string())
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! documented outcome, never how fast it came. Names: `real_hardening_<what>`.
 
 mod auth;
+mod files;
 mod memory;
 mod protocol;
 mod slots;
