@@ -141,6 +141,14 @@ pub struct FfmpegConfig {
     pub start_timeout: ConfigDuration,
     /// Grace period after writing `q` (and again after SIGTERM) before escalating. Default: `3s`.
     pub stop_grace: ConfigDuration,
+    /// FFmpeg/FFprobe processes started by requests (snapshots, file probes) at once, over all
+    /// cameras; recordings are not counted (one per camera at most). Default: `8`.
+    pub max_processes: usize,
+    /// Of those, at once for one camera. Default: `2`.
+    pub max_processes_per_camera: usize,
+    /// How long a request waits for a free process slot before it fails with −32009 (busy).
+    /// Default: `10s`.
+    pub queue_timeout: ConfigDuration,
 }
 
 /// `[mediamtx]`
@@ -261,6 +269,9 @@ impl Default for FfmpegConfig {
             max_recording: ConfigDuration::secs(24 * 3600),
             start_timeout: ConfigDuration::secs(10),
             stop_grace: ConfigDuration::secs(3),
+            max_processes: 8,
+            max_processes_per_camera: 2,
+            queue_timeout: ConfigDuration::secs(10),
         }
     }
 }
@@ -500,6 +511,20 @@ impl Config {
             if value < Duration::from_millis(10) {
                 return Err(fail(key, "must be at least 10ms".into()));
             }
+        }
+        if !(1..=1000).contains(&self.ffmpeg.max_processes) {
+            return Err(fail("ffmpeg.max_processes", "must be in 1..=1000".into()));
+        }
+        if self.ffmpeg.max_processes_per_camera == 0
+            || self.ffmpeg.max_processes_per_camera > self.ffmpeg.max_processes
+        {
+            return Err(fail(
+                "ffmpeg.max_processes_per_camera",
+                format!(
+                    "must be in 1..=ffmpeg.max_processes ({})",
+                    self.ffmpeg.max_processes
+                ),
+            ));
         }
         if self.ffmpeg.binary.is_empty() {
             return Err(fail("ffmpeg.binary", "must not be empty".into()));

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod ffmpeg;
+pub mod media_slots;
 pub mod mediamtx;
 pub mod metrics;
 pub mod notify;

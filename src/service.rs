@@ -10,6 +10,7 @@ use crate::backend::{Backend, BackendError};
 use crate::camera::{CameraInfo, CameraRegistry, CameraStatus, Capabilities, Source};
 use crate::config::{parse_size, Config};
 use crate::ffmpeg::FfmpegSettings;
+use crate::media_slots::{MediaSlots, SlotLimits};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::recording::{Recorder, RecordingLimits};
@@ -48,6 +49,8 @@ pub struct Service {
     pub recorder: Recorder,
     /// Snapshots.
     pub snapshotter: Snapshotter,
+    /// The bound on FFmpeg/FFprobe processes started by requests.
+    pub media_slots: Arc<MediaSlots>,
     /// FFmpeg command construction.
     pub ffmpeg: FfmpegSettings,
     /// Current retention policy.
@@ -117,12 +120,18 @@ impl Service {
             notifier.clone(),
             Arc::clone(&cameras),
         );
+        let media_slots = Arc::new(MediaSlots::new(SlotLimits {
+            overall: config.ffmpeg.max_processes,
+            per_camera: config.ffmpeg.max_processes_per_camera,
+            wait: config.ffmpeg.queue_timeout.0,
+        }));
         let snapshotter = Snapshotter::new(
             storage.clone(),
             ffmpeg.clone(),
             config.ffmpeg.snapshot_timeout.0,
             recorder.clone(),
             Arc::clone(&cameras),
+            Arc::clone(&media_slots),
         );
         Ok(Self {
             config,
@@ -132,6 +141,7 @@ impl Service {
             notifier,
             recorder,
             snapshotter,
+            media_slots,
             ffmpeg,
             retention: Mutex::new(RetentionPolicy::default()),
             metrics: Metrics::default(),

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use crate::camera::presence::{self, MediaFailure};
 use crate::camera::{CameraInfo, CameraRegistry, CameraStatus};
 use crate::ffmpeg::{FfmpegSettings, ImageFormat};
+use crate::media_slots::{Busy, MediaSlots};
 use crate::process::{self, ProcessError};
 use crate::recording::Recorder;
 use crate::storage::{rfc3339, FileKind, NewFile, Storage, StorageError};
@@ -61,6 +62,9 @@ pub enum SnapshotError {
         #[source]
         source: StorageError,
     },
+    /// The media process limit is reached (see [`crate::media_slots`]).
+    #[error(transparent)]
+    Busy(#[from] Busy),
     /// FFmpeg succeeded but wrote nothing.
     #[error("snapshot of camera {camera} failed: FFmpeg wrote no image")]
     Empty {
@@ -86,6 +90,7 @@ pub struct Snapshotter {
     timeout: Duration,
     recorder: Recorder,
     cameras: Arc<CameraRegistry>,
+    slots: Arc<MediaSlots>,
 }
 
 impl Snapshotter {
@@ -96,6 +101,7 @@ impl Snapshotter {
         timeout: Duration,
         recorder: Recorder,
         cameras: Arc<CameraRegistry>,
+        slots: Arc<MediaSlots>,
     ) -> Self {
         Self {
             storage,
@@ -103,6 +109,7 @@ impl Snapshotter {
             timeout,
             recorder,
             cameras,
+            slots,
         }
     }
 
@@ -153,6 +160,8 @@ impl Snapshotter {
         camera: &CameraInfo,
         request: &SnapshotRequest,
     ) -> Result<Snapshot, SnapshotError> {
+        // Waiting for a slot comes first, so a queued request holds no file yet.
+        let _slot = self.slots.acquire(Some(&camera.id)).await?;
         let taken_at = SystemTime::now();
         let file = match self.create_file(&camera.id, request) {
             Ok(file) => file,

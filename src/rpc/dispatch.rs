@@ -222,6 +222,7 @@ async fn recording_info(service: &Service, params: Params<'_>) -> Result<Value, 
     let path = service.storage.path_of(FileKind::Recording, name)?;
     let mut result = serde_json::to_value(&entry).expect("file entries serialise");
     let limit = service.config.ffmpeg.snapshot_timeout.0;
+    let _slot = service.media_slots.acquire(None).await?;
     result["duration"] = json!(recording::media_duration(&service.ffmpeg, &path, limit).await);
     result["recording"] = json!(service.recorder.active_files().contains(&entry.filename));
     Ok(result)
@@ -233,6 +234,7 @@ async fn snapshot_info(service: &Service, params: Params<'_>) -> Result<Value, R
     let path = service.storage.path_of(FileKind::Snapshot, name)?;
     let mut result = serde_json::to_value(&entry).expect("file entries serialise");
     let spec = service.ffmpeg.probe_resolution(&path);
+    let _slot = service.media_slots.acquire(None).await?;
     let resolution = process::run_capturing(&spec, service.config.ffmpeg.snapshot_timeout.0)
         .await
         .ok()

@@ -31,10 +31,12 @@ pub enum ErrorKind {
     FileNotFound,
     /// The disk is above the block threshold.
     StorageFull,
+    /// The media process limit is reached and no process ended in time; retry later.
+    Busy,
 }
 
 impl ErrorKind {
-    /// The JSON-RPC error code (standard −32700…−32603, service −32001…−32008).
+    /// The JSON-RPC error code (standard −32700…−32603, service −32001…−32009).
     pub const fn code(self) -> i64 {
         match self {
             ErrorKind::ParseError => -32700,
@@ -50,6 +52,7 @@ impl ErrorKind {
             ErrorKind::MediaBackend => -32006,
             ErrorKind::FileNotFound => -32007,
             ErrorKind::StorageFull => -32008,
+            ErrorKind::Busy => -32009,
         }
     }
 }
@@ -174,12 +177,19 @@ impl From<crate::snapshot::SnapshotError> for RpcError {
                     format!("snapshot of camera {camera} failed: {}", source.summary()),
                 )
             }
+            SnapshotError::Busy(busy) => busy.into(),
             SnapshotError::Create { .. }
             | SnapshotError::Empty { .. }
             | SnapshotError::NoLiveFrame { .. } => {
                 Self::new(ErrorKind::MediaBackend, e.to_string())
             }
         }
+    }
+}
+
+impl From<crate::media_slots::Busy> for RpcError {
+    fn from(e: crate::media_slots::Busy) -> Self {
+        Self::new(ErrorKind::Busy, e.to_string())
     }
 }
 

@@ -122,6 +122,7 @@ fn error_codes_match_the_design() -> anyhow::Result<()> {
         (ErrorKind::MediaBackend, -32006),
         (ErrorKind::FileNotFound, -32007),
         (ErrorKind::StorageFull, -32008),
+        (ErrorKind::Busy, -32009),
     ];
     for (kind, code) in table {
         assert_eq!(kind.code(), code, "{kind:?}");

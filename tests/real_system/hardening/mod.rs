@@ -5,6 +5,7 @@
 mod auth;
 mod files;
 mod memory;
+mod processes;
 mod protocol;
 mod slots;
 mod slowloris;
