@@ -20,6 +20,7 @@ pub mod mediamtx;
 pub mod metrics;
 pub mod notify;
 pub mod process;
+pub mod readiness;
 pub mod recording;
 pub mod retention;
 pub mod rpc;

@@ -13,6 +13,7 @@ use crate::ffmpeg::FfmpegSettings;
 use crate::media_slots::{MediaSlots, SlotLimits};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
+use crate::readiness::Readiness;
 use crate::recording::{Recorder, RecordingLimits};
 use crate::retention::RetentionPolicy;
 use crate::snapshot::Snapshotter;
@@ -51,6 +52,8 @@ pub struct Service {
     pub snapshotter: Snapshotter,
     /// The bound on FFmpeg/FFprobe processes started by requests.
     pub media_slots: Arc<MediaSlots>,
+    /// Writable storage and runnable FFmpeg/FFprobe, for `/ready` and `get_status`.
+    pub readiness: Readiness,
     /// FFmpeg command construction.
     pub ffmpeg: FfmpegSettings,
     /// Current retention policy.
@@ -120,6 +123,11 @@ impl Service {
             notifier.clone(),
             Arc::clone(&cameras),
         );
+        let readiness = Readiness::new(storage.clone(), ffmpeg.clone());
+        let report = readiness.check().await;
+        for problem in report.problems() {
+            tracing::warn!("not ready: {problem}; /ready answers 503 until it is fixed");
+        }
         let media_slots = Arc::new(MediaSlots::new(SlotLimits {
             overall: config.ffmpeg.max_processes,
             per_camera: config.ffmpeg.max_processes_per_camera,
@@ -142,6 +150,7 @@ impl Service {
             recorder,
             snapshotter,
             media_slots,
+            readiness,
             ffmpeg,
             retention: Mutex::new(RetentionPolicy::default()),
             metrics: Metrics::default(),

@@ -141,22 +141,17 @@ async fn health() -> Json<serde_json::Value> {
 async fn ready(
     axum::extract::State(state): axum::extract::State<ApiState>,
 ) -> (StatusCode, Json<serde_json::Value>) {
-    let storage = &state.service.storage;
-    let dirs_ok = [
-        crate::storage::FileKind::Recording,
-        crate::storage::FileKind::Snapshot,
-    ]
-    .into_iter()
-    .all(|kind| storage.dir(kind).is_dir());
+    let report = state.service.readiness.check().await;
     let cameras = state.service.cameras.list().len();
-    let body = json!({
-        "ready": dirs_ok,
+    let mut body = json!({
+        "ready": report.is_ready(),
         "cameras": cameras,
         "backend": state.service.backend.name(),
     });
-    if dirs_ok {
+    if report.is_ready() {
         (StatusCode::OK, Json(body))
     } else {
+        body["problems"] = json!(report.problems());
         (StatusCode::SERVICE_UNAVAILABLE, Json(body))
     }
 }

@@ -131,7 +131,7 @@ pub async fn dispatch(
         Method::GetStorageInfo => storage_info(service),
         Method::SetRetentionPolicy => set_retention_policy(service, params),
         Method::CleanupOldFiles => cleanup_old_files(service),
-        Method::GetStatus => Ok(status(service)),
+        Method::GetStatus => Ok(status(service).await),
         Method::GetMetrics => Ok(metrics_result(service)),
         Method::GetServerInfo => Ok(server_info(service)),
     }
@@ -454,16 +454,27 @@ fn cleanup_old_files(service: &Service) -> Result<Value, RpcError> {
     }))
 }
 
-fn status(service: &Service) -> Value {
+/// `get_status`: `healthy`, or `unhealthy` with each failing component named (storage not
+/// writable, FFmpeg or FFprobe not running) in `components` and `problems`.
+async fn status(service: &Service) -> Value {
+    let report = service.readiness.check().await;
+    let component = |result: Result<(), &String>| match result {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => format!("error: {e}"),
+    };
     json!({
-        "status": "healthy",
+        "status": if report.is_ready() { "healthy" } else { "unhealthy" },
         "uptime": service.started.elapsed().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
         "components": {
             "websocket_server": "running",
             "camera_monitor": if service.config.cameras.discover_v4l2 { "running" } else { "disabled" },
             "media_backend": service.backend.name(),
+            "storage": component(report.storage.as_ref().map(drop)),
+            "ffmpeg": component(report.ffmpeg.as_ref().map(drop)),
+            "ffprobe": component(report.ffprobe.as_ref().map(drop)),
         },
+        "problems": report.problems(),
         "active_recordings": service.recorder.active_count(),
     })
 }

@@ -28,6 +28,11 @@ pub struct ServiceOptions {
     pub config_toml: String,
     /// Data directory to use instead of a fresh one (e.g. a small tmpfs).
     pub data_dir: Option<PathBuf>,
+    /// A command that runs the service binary (its arguments appended), e.g. `unshare …`; it
+    /// must `exec` it, so the pid is the service's.
+    pub wrapper: Vec<String>,
+    /// Start is complete once `/ready` answers at all (a 503 too): for tests of readiness.
+    pub allow_unready: bool,
 }
 
 impl ServiceOptions {
@@ -79,7 +84,14 @@ impl ServiceUnderTest {
             options.config_toml
         );
         std::fs::write(&config_path, toml)?;
-        let mut command = Command::new(BINARY);
+        let mut command = match options.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(BINARY);
+                command
+            }
+            None => Command::new(BINARY),
+        };
         command
             .arg("serve")
             .arg("--config")
@@ -106,7 +118,13 @@ impl ServiceUnderTest {
         let deadline = Instant::now() + STARTUP;
         loop {
             match http::get(addr, "/ready", &[]) {
-                Ok(response) if response.status == 200 => break,
+                Ok(response)
+                    if response.status == 200
+                        || options.allow_unready
+                        || unready_only_for_missing_ffmpeg(ctx, &response) =>
+                {
+                    break
+                }
                 Ok(_) | Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(50))
                 }
@@ -222,6 +240,23 @@ impl ServiceUnderTest {
         let child = self.child.take().context("service already stopped")?;
         Ok(child.stop(STOP_GRACE)?)
     }
+}
+
+/// On a machine the probe found without FFmpeg, a 503 from `/ready` that names only FFmpeg and
+/// FFprobe still means started: tests that need no FFmpeg (untagged) run against it.
+fn unready_only_for_missing_ffmpeg(ctx: &Ctx, response: &http::HttpResponse) -> bool {
+    let probe = ctx.probe();
+    let found = |tool: &realtest::ToolStatus| matches!(tool, realtest::ToolStatus::Found(_));
+    if found(&probe.ffmpeg) && found(&probe.ffprobe) {
+        return false;
+    }
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
+    body["problems"].as_array().is_some_and(|problems| {
+        problems.iter().all(|p| {
+            p.as_str()
+                .is_some_and(|p| p.starts_with("ffmpeg:") || p.starts_with("ffprobe:"))
+        })
+    })
 }
 
 impl Drop for ServiceUnderTest {

@@ -7,5 +7,6 @@ mod files;
 mod memory;
 mod processes;
 mod protocol;
+mod readiness;
 mod slots;
 mod slowloris;
