@@ -542,6 +542,13 @@ impl Supervisor {
             params["error"] = Value::String(error.clone());
         }
         inner.notifier.send("recording_status_update", params);
+        if finished.error.is_some() {
+            // A failed recording counts against the camera like a failed snapshot (ERROR, a
+            // DISCONNECTED camera stays so), with its camera_status_update.
+            inner.cameras.update_status(&self.camera, |status| {
+                presence::after_media_failure(status, MediaFailure::Failed)
+            });
+        }
         if let Some(ack) = ack {
             let _ = ack.send(finished);
         }

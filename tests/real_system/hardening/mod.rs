@@ -8,5 +8,6 @@ mod memory;
 mod processes;
 mod protocol;
 mod readiness;
+mod recording;
 mod slots;
 mod slowloris;
