@@ -36,14 +36,41 @@ pub enum RunError {
     Serve(#[source] std::io::Error),
 }
 
-/// Runs the service until SIGTERM or SIGINT.
+/// Exit status of `serve` for a configuration or command line that is refused.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit status when the listen address cannot be bound (in use, not permitted).
+pub const EXIT_LISTEN: u8 = 3;
+/// Exit status when the storage directories cannot be prepared (the data dir is a file, …).
+pub const EXIT_STORAGE: u8 = 4;
+/// Exit status when the JWT secret or API key file cannot be used.
+pub const EXIT_CREDENTIALS: u8 = 5;
+/// Exit status when the media backend (MediaMTX) cannot be set up.
+pub const EXIT_BACKEND: u8 = 6;
+/// Exit status of any other failure.
+pub const EXIT_FAILURE: u8 = 1;
+
+impl RunError {
+    /// The process exit status for this failure (documented in the README).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Bind { .. } => EXIT_LISTEN,
+            RunError::Start(StartError::Storage(_)) => EXIT_STORAGE,
+            RunError::Start(StartError::Auth(_)) => EXIT_CREDENTIALS,
+            RunError::Start(StartError::Backend(_)) => EXIT_BACKEND,
+            RunError::Signals(_) | RunError::Serve(_) => EXIT_FAILURE,
+        }
+    }
+}
+
+/// Runs the service until SIGTERM or SIGINT. The address is bound first, so a port in use
+/// fails before anything (MediaMTX) is started.
 pub async fn run(config: Config) -> Result<(), RunError> {
     let addr = SocketAddr::new(config.server.host, config.server.port);
     let shutdown_timeout = config.server.shutdown_timeout.0;
-    let service = Arc::new(Service::build(config).await?);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| RunError::Bind { addr, source })?;
+    let service = Arc::new(Service::build(config).await?);
     let local = listener
         .local_addr()
         .map_err(|source| RunError::Bind { addr, source })?;

@@ -9,8 +9,7 @@ use camera_service::{auth, daemon, service};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-/// Exit status for an invalid configuration or command line.
-const EXIT_CONFIG: u8 = 2;
+use camera_service::daemon::{EXIT_CONFIG, EXIT_CREDENTIALS, EXIT_FAILURE};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -37,7 +36,7 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    ExitCode::FAILURE
+                    ExitCode::from(EXIT_CREDENTIALS)
                 }
             }
         }
@@ -79,14 +78,14 @@ fn serve(file: Option<&Path>) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: failed to start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(EXIT_FAILURE);
         }
     };
     match runtime.block_on(daemon::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -11,3 +11,4 @@ mod readiness;
 mod recording;
 mod slots;
 mod slowloris;
+mod startup;
